@@ -1,0 +1,390 @@
+//! Configuration: built-in defaults, then a TOML file, then `NORA_*`
+//! environment variables, each overriding the one before. Unknown keys and
+//! bad values are errors that name the key and where it came from.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    /// The external URL used wherever nora writes an absolute link.
+    pub public_url: Option<String>,
+    /// How long in-flight requests may run after SIGTERM before exit.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Only "local" (the filesystem) in this build.
+    pub mode: String,
+    pub path: PathBuf,
+    /// Flush every object to disk before it becomes visible.
+    pub fsync: bool,
+    /// Abandoned upload sessions older than this are removed.
+    #[serde(with = "humantime_serde_compat")]
+    pub upload_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// trace, debug, info, warn or error (or a tracing filter directive).
+    pub level: String,
+    /// text or json.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: Server::default(),
+            storage: Storage::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            host: "127.0.0.1".into(),
+            port: 4000,
+            public_url: None,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            mode: "local".into(),
+            path: PathBuf::from("nora-data"),
+            fsync: true,
+            upload_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// serde glue for durations written as "30s", "24h", "90d".
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: {key} = {value:?}: {message}")]
+    Value {
+        origin: String,
+        key: String,
+        value: String,
+        message: String,
+    },
+}
+
+/// Where one setting can come from in the environment.
+struct EnvVar {
+    name: &'static str,
+    key: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v).map_err(|e| format!("invalid duration: {e}"))
+}
+
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "NORA_HOST",
+        key: "server.host",
+        set: |c, v| {
+            c.server.host = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_PORT",
+        key: "server.port",
+        set: |c, v| {
+            c.server.port = v
+                .parse()
+                .map_err(|_| "expected a port number (0-65535)".to_string())?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_PUBLIC_URL",
+        key: "server.public_url",
+        set: |c, v| {
+            c.server.public_url = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_SHUTDOWN_TIMEOUT",
+        key: "server.shutdown_timeout",
+        set: |c, v| {
+            c.server.shutdown_timeout = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_STORAGE_MODE",
+        key: "storage.mode",
+        set: |c, v| {
+            c.storage.mode = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_STORAGE_PATH",
+        key: "storage.path",
+        set: |c, v| {
+            c.storage.path = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_STORAGE_FSYNC",
+        key: "storage.fsync",
+        set: |c, v| {
+            c.storage.fsync = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_UPLOAD_TTL",
+        key: "storage.upload_ttl",
+        set: |c, v| {
+            c.storage.upload_ttl = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_LOG_LEVEL",
+        key: "log.level",
+        set: |c, v| {
+            c.log.level = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_LOG_FORMAT",
+        key: "log.format",
+        set: |c, v| {
+            c.log.format = v.into();
+            Ok(())
+        },
+    },
+];
+
+impl Config {
+    /// Loads the configuration: `explicit` file (from `--config` or
+    /// `NORA_CONFIG`) if given, else `./config.toml` if present, else
+    /// defaults; then the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(explicit, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_with(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let (mut config, origin) = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string().trim_end().replace('\n', " "),
+                })?;
+                (config, format!("config file {}", path.display()))
+            }
+            None => (Config::default(), "defaults".to_string()),
+        };
+        config.validate(&origin)?;
+        for var in ENV_VARS {
+            if let Some(value) = env(var.name) {
+                (var.set)(&mut config, &value).map_err(|message| ConfigError::Value {
+                    origin: format!("environment variable {}", var.name),
+                    key: var.key.into(),
+                    value: value.clone(),
+                    message,
+                })?;
+                config.validate(&format!("environment variable {}", var.name))?;
+            }
+        }
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, value: &str, message: &str| ConfigError::Value {
+            origin: origin.to_string(),
+            key: key.into(),
+            value: value.into(),
+            message: message.into(),
+        };
+        let host = &self.server.host;
+        if host.parse::<IpAddr>().is_err() && host != "localhost" {
+            return Err(err(
+                "server.host",
+                host,
+                "expected an IP address or localhost",
+            ));
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(err(
+                "server.public_url",
+                url,
+                "expected an http:// or https:// URL",
+            ));
+        }
+        if self.storage.mode != "local" {
+            return Err(err(
+                "storage.mode",
+                &self.storage.mode,
+                "supported modes: local",
+            ));
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return Err(err("storage.path", "", "must not be empty"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(err(
+                "log.level",
+                &self.log.level,
+                "expected trace, debug, info, warn or error",
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(err("log.format", &self.log.format, "expected text or json"));
+        }
+        Ok(())
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> String {
+        let host = if self.server.host == "localhost" {
+            "127.0.0.1"
+        } else {
+            &self.server.host
+        };
+        match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(_)) => format!("[{host}]:{}", self.server.port),
+            _ => format!("{host}:{}", self.server.port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::load_with(None, |_| None).unwrap();
+        assert_eq!(c.listen_addr(), "127.0.0.1:4000");
+        assert_eq!(c.storage.path, PathBuf::from("nora-data"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let f = write("[server]\nport = 5000\nhost = \"0.0.0.0\"\n");
+        let c = Config::load_with(Some(f.path()), |k| {
+            (k == "NORA_PORT").then(|| "6000".into())
+        })
+        .unwrap();
+        assert_eq!(c.listen_addr(), "0.0.0.0:6000");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let f = write("[server]\nprot = 5000\n");
+        let e = Config::load_with(Some(f.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prot") && e.contains(&f.path().display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let f = write("[log]\nformat = \"xml\"\n");
+        let e = Config::load_with(Some(f.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.format"), "{e}");
+        let e = Config::load_with(None, |k| (k == "NORA_PORT").then(|| "99999".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NORA_PORT") && e.contains("server.port"), "{e}");
+        let f = write("[storage]\nupload_ttl = \"soon\"\n");
+        assert!(Config::load_with(Some(f.path()), |_| None).is_err());
+    }
+}

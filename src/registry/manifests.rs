@@ -1,0 +1,301 @@
+//! Manifests by tag or digest: push (with reference checks), pull, delete,
+//! and the referrers index.
+
+use bytes::Bytes;
+
+use super::digest::{Algorithm, Digest};
+use super::error::{Code, RegistryError, Result};
+use super::manifest::{self, Descriptor, MAX_MANIFEST_SIZE, Reference};
+use super::{Registry, names, parse_digest};
+use crate::storage::{Entry, StorageError, layout, once};
+
+/// A manifest reference from a URL: a tag or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl Ref {
+    pub fn parse(s: &str) -> Result<Ref> {
+        if Digest::looks_like(s) {
+            return Ok(Ref::Digest(parse_digest(s)?));
+        }
+        if names::valid_tag(s) {
+            Ok(Ref::Tag(s.to_string()))
+        } else {
+            Err(RegistryError::new(
+                Code::ManifestInvalid,
+                format!("invalid tag {s:?}"),
+            ))
+        }
+    }
+}
+
+/// A manifest read back: its digest, the media type it was pushed with, and its bytes.
+pub struct Manifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// What a successful push reports.
+pub struct Pushed {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    pub tags: Vec<String>,
+}
+
+fn manifest_unknown(what: impl std::fmt::Display) -> RegistryError {
+    RegistryError::new(Code::ManifestUnknown, format!("manifest {what} is unknown"))
+}
+
+/// A tag object holds "<digest>\n<media type>\n".
+fn parse_tag_object(raw: &[u8]) -> Option<(Digest, String)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut lines = text.lines();
+    let digest = lines.next()?.parse().ok()?;
+    let media_type = lines.next().unwrap_or(manifest::OCI_MANIFEST).to_string();
+    Some((digest, media_type))
+}
+
+impl Registry {
+    /// Stores a manifest pushed to `name` under `reference`, plus any extra
+    /// `tags` (the `?tag=` form). Every blob and child manifest it references
+    /// must already be in the repository.
+    pub async fn manifest_put(
+        &self,
+        name: &str,
+        reference: &Ref,
+        content_type: Option<&str>,
+        body: Bytes,
+        extra_tags: &[String],
+    ) -> Result<Pushed> {
+        if body.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(RegistryError::new(
+                Code::TooLarge,
+                "manifest is larger than 4 MiB",
+            ));
+        }
+        let algorithm = match reference {
+            Ref::Digest(d) => d.algorithm(),
+            Ref::Tag(_) => Algorithm::Sha256,
+        };
+        let digest = Digest::of(algorithm, &body);
+        if let Ref::Digest(d) = reference
+            && d != &digest
+        {
+            return Err(RegistryError::new(
+                Code::DigestInvalid,
+                format!("manifest bytes hash to {digest}, not {d}"),
+            ));
+        }
+        let mut tags: Vec<String> = Vec::new();
+        if let Ref::Tag(t) = reference {
+            tags.push(t.clone());
+        }
+        for t in extra_tags {
+            if !names::valid_tag(t) {
+                return Err(RegistryError::new(
+                    Code::ManifestInvalid,
+                    format!("invalid tag {t:?}"),
+                ));
+            }
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        let ct = manifest::normalize_content_type(content_type);
+        let parsed = manifest::parse(&body, ct.as_deref())?;
+        self.check_references(name, &parsed.references).await?;
+
+        // Bytes first, then the revision link, then the referrer entry, then
+        // tags: an interruption anywhere leaves nothing pointing at nothing.
+        match self
+            .storage
+            .put_if_absent(&layout::blob(&digest), once(body.clone()))
+            .await
+        {
+            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.storage
+            .put_bytes(
+                &layout::revision(name, &digest),
+                parsed.media_type.clone().into(),
+            )
+            .await?;
+        if let Some(subject) = &parsed.subject {
+            let descriptor = Descriptor {
+                media_type: parsed.media_type.clone(),
+                digest: digest.to_string(),
+                size: body.len() as u64,
+                artifact_type: parsed.artifact_type.clone(),
+                annotations: parsed.annotations.clone(),
+                urls: None,
+            };
+            let json = serde_json::to_vec(&descriptor)
+                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+            self.storage
+                .put_bytes(&layout::referrer(name, subject, &digest), json.into())
+                .await?;
+        }
+        let tag_object = Bytes::from(format!("{digest}\n{}\n", parsed.media_type));
+        for t in &tags {
+            self.storage
+                .put_bytes(&layout::tag(name, t), tag_object.clone())
+                .await?;
+        }
+        self.manifests.insert(&digest, body);
+        Ok(Pushed {
+            digest,
+            subject: parsed.subject,
+            tags,
+        })
+    }
+
+    async fn check_references(&self, name: &str, refs: &[Reference]) -> Result<()> {
+        for r in refs {
+            let (key, d) = match r {
+                Reference::Blob(d) => (layout::layer_link(name, d), d),
+                Reference::Manifest(d) => (layout::revision(name, d), d),
+            };
+            if self.storage.stat(&key).await?.is_none() {
+                return Err(RegistryError::new(
+                    Code::ManifestBlobUnknown,
+                    format!("manifest references {d}, which is not in repository {name}"),
+                )
+                .with_detail(serde_json::json!({ "digest": d.to_string() })));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a reference to a digest and media type, without the bytes.
+    pub async fn manifest_resolve(&self, name: &str, reference: &Ref) -> Result<(Digest, String)> {
+        match reference {
+            Ref::Tag(t) => match self.storage.read_small(&layout::tag(name, t), 4096).await {
+                Ok(raw) => parse_tag_object(&raw).ok_or_else(|| manifest_unknown(t)),
+                Err(StorageError::NotFound(_)) => Err(manifest_unknown(t)),
+                Err(e) => Err(e.into()),
+            },
+            Ref::Digest(d) => match self
+                .storage
+                .read_small(&layout::revision(name, d), 4096)
+                .await
+            {
+                Ok(raw) => Ok((d.clone(), String::from_utf8_lossy(&raw).trim().to_string())),
+                Err(StorageError::NotFound(_)) => Err(manifest_unknown(d)),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    pub async fn manifest_get(&self, name: &str, reference: &Ref) -> Result<Manifest> {
+        let (digest, media_type) = self.manifest_resolve(name, reference).await?;
+        let body = self.manifest_bytes(&digest).await?;
+        Ok(Manifest {
+            digest,
+            media_type,
+            body,
+        })
+    }
+
+    async fn manifest_bytes(&self, d: &Digest) -> Result<Bytes> {
+        if let Some(b) = self.manifests.get(d) {
+            return Ok(b);
+        }
+        match self
+            .storage
+            .read_small(&layout::blob(d), MAX_MANIFEST_SIZE)
+            .await
+        {
+            Ok(b) => {
+                self.manifests.insert(d, b.clone());
+                Ok(b)
+            }
+            Err(StorageError::NotFound(_)) => Err(manifest_unknown(d)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a tag, or a manifest by digest together with every tag that
+    /// points at it and its referrers entry.
+    pub async fn manifest_delete(&self, name: &str, reference: &Ref) -> Result<()> {
+        match reference {
+            Ref::Tag(t) => {
+                let key = layout::tag(name, t);
+                if self.storage.stat(&key).await?.is_none() {
+                    return Err(manifest_unknown(t));
+                }
+                self.storage.delete(&key).await?;
+            }
+            Ref::Digest(d) => {
+                let revision = layout::revision(name, d);
+                if self.storage.stat(&revision).await?.is_none() {
+                    return Err(manifest_unknown(d));
+                }
+                for t in self.tags_pointing_at(name, d).await? {
+                    self.storage.delete(&layout::tag(name, &t)).await?;
+                }
+                if let Ok(body) = self.manifest_bytes(d).await
+                    && let Some(subject) = manifest::subject_of(&body)
+                {
+                    self.storage
+                        .delete(&layout::referrer(name, &subject, d))
+                        .await?;
+                }
+                self.storage.delete(&revision).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn tags_pointing_at(&self, name: &str, d: &Digest) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in self.storage.list(&layout::tags(name)).await? {
+            let Entry::Object(t) = entry else { continue };
+            match self.storage.read_small(&layout::tag(name, &t), 4096).await {
+                Ok(raw) => {
+                    if parse_tag_object(&raw).is_some_and(|(td, _)| &td == d) {
+                        out.push(t);
+                    }
+                }
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The descriptors of manifests in `name` whose subject is `subject`,
+    /// optionally only those of one artifact type.
+    pub async fn referrers(
+        &self,
+        name: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let dir = layout::referrers(name, subject);
+        let mut out = Vec::new();
+        for entry in self.storage.list(&dir).await? {
+            let Entry::Object(file) = entry else { continue };
+            let raw = match self
+                .storage
+                .read_small(&format!("{dir}/{file}"), 1024 * 1024)
+                .await
+            {
+                Ok(raw) => raw,
+                Err(StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(desc) = serde_json::from_slice::<Descriptor>(&raw) else {
+                continue;
+            };
+            if artifact_type.is_none_or(|a| desc.artifact_type.as_deref() == Some(a)) {
+                out.push(desc);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,68 @@
+//! The OCI data model on top of a `Storage`: blobs, upload sessions,
+//! manifests, tags, referrers and the catalog. HTTP-free, so the server, the
+//! CLI and tests all drive the same code.
+
+pub mod blobs;
+pub mod cache;
+pub mod digest;
+pub mod error;
+pub mod hashing;
+pub mod listing;
+pub mod manifest;
+pub mod manifests;
+pub mod names;
+pub mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::storage::{Storage, layout};
+use cache::ManifestCache;
+use error::{Code, RegistryError, Result};
+
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    manifests: ManifestCache,
+    upload_ttl: Duration,
+}
+
+impl Registry {
+    pub fn new(storage: Arc<dyn Storage>, upload_ttl: Duration) -> Self {
+        Registry {
+            storage,
+            manifests: ManifestCache::new(4 * 1024 * 1024),
+            upload_ttl,
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Does the repository hold anything at all?
+    pub async fn repository_exists(&self, name: &str) -> Result<bool> {
+        Ok(!self
+            .storage
+            .list(&layout::repository(name))
+            .await?
+            .is_empty())
+    }
+}
+
+/// Checks a repository name against the OCI grammar.
+pub fn check_name(name: &str) -> Result<()> {
+    if names::valid_repository(name) {
+        Ok(())
+    } else {
+        Err(RegistryError::new(
+            Code::NameInvalid,
+            format!("invalid repository name {name:?}"),
+        ))
+    }
+}
+
+/// Parses a digest from a request, as DIGEST_INVALID when malformed.
+pub fn parse_digest(s: &str) -> Result<digest::Digest> {
+    s.parse()
+        .map_err(|_| RegistryError::new(Code::DigestInvalid, format!("invalid digest {s:?}")))
+}

@@ -1,0 +1,159 @@
+//! The HTTP server: routes, the accept loop, graceful shutdown and the
+//! background housekeeping.
+
+pub mod health;
+pub mod oci;
+pub mod request_log;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use warp::Filter;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::storage::fs::FsStorage;
+use request_log::RequestLog;
+
+/// Builds the registry on the configured storage.
+pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Arc<FsStorage>)> {
+    let fs = Arc::new(
+        FsStorage::open(&config.storage.path, config.storage.fsync).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open storage at {}: {e}",
+                    config.storage.path.display()
+                ),
+            )
+        })?,
+    );
+    let reg = Arc::new(Registry::new(fs.clone(), config.storage.upload_ttl));
+    Ok((reg, fs))
+}
+
+/// Every route nora serves.
+pub fn routes(
+    reg: Arc<Registry>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
++ Clone
++ Send
++ Sync
++ 'static {
+    health::routes(reg.clone())
+        .or(oci::routes(reg))
+        .unify()
+        .recover(|_rejection: warp::Rejection| async {
+            Ok::<_, std::convert::Infallible>(oci::response::error_of(
+                crate::registry::error::Code::Unsupported,
+                StatusCode::NOT_FOUND,
+                "not found",
+            ))
+        })
+        .unify()
+}
+
+/// Runs the server until SIGTERM/SIGINT, then lets in-flight requests finish
+/// for at most the configured shutdown timeout.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let (reg, fs) = open_registry(&config)?;
+    let addr = config.listen_addr();
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        storage = %config.storage.path.display(),
+        "nora listening on http://{local}"
+    );
+    spawn_housekeeping(reg.clone(), fs);
+
+    let service = warp::service(routes(reg));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = TowerToHyperService::new(RequestLog::new(service.clone(), Some(peer)));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let timeout = config.server.shutdown_timeout;
+    tracing::info!("shutting down: waiting up to {timeout:?} for in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached, closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Hourly: drop upload sessions past their time to live and temp files a
+/// killed process left behind.
+fn spawn_housekeeping(reg: Arc<Registry>, fs: Arc<FsStorage>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match reg.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+            }
+            let fs = fs.clone();
+            let cleaned =
+                tokio::task::spawn_blocking(move || fs.clean_tmp(Duration::from_secs(24 * 3600)))
+                    .await;
+            if let Ok(Ok(n)) = cleaned
+                && n > 0
+            {
+                tracing::info!(removed = n, "stale temp files removed");
+            }
+        }
+    });
+}

@@ -1,0 +1,260 @@
+//! The OCI Distribution API under `/v2/`. Paths are parsed from the end,
+//! because repository names have any number of components (and a component
+//! may itself be called `manifests` or `blobs`).
+
+mod blobs;
+mod listing;
+mod manifests;
+pub mod response;
+mod uploads;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, Method, StatusCode};
+use warp::Filter;
+use warp::reply::Response;
+
+use crate::registry::error::Code;
+use crate::registry::{Registry, check_name};
+use crate::storage::ByteStream;
+use response::{API_VERSION, error_of, finish, json, set};
+
+/// One request to `/v2/...`, as the handlers see it.
+pub struct Request {
+    pub method: Method,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    /// Wrapped so that `&Request` may be held across awaits; take it with
+    /// `into_body`.
+    body: sync_wrapper::SyncWrapper<ByteStream>,
+}
+
+impl Request {
+    pub fn into_body(self) -> ByteStream {
+        self.body.into_inner()
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn params(&self, name: &str) -> Vec<String> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What a path under `/v2/` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Base,
+    Catalog,
+    Tags(String),
+    Manifest(String, String),
+    Uploads(String),
+    Upload(String, String),
+    Blob(String, String),
+    Referrers(String, String),
+}
+
+fn route(tail: &str) -> Option<Route> {
+    if tail.is_empty() {
+        return Some(Route::Base);
+    }
+    if tail == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    let segs: Vec<String> = tail
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let n = segs.len();
+    let name = |upto: usize| segs[..upto].join("/");
+    let at = |i: usize, s: &str| segs.get(i).is_some_and(|x| x == s);
+    if n >= 3 && at(n - 2, "tags") && at(n - 1, "list") {
+        return Some(Route::Tags(name(n - 2)));
+    }
+    if n >= 3 && at(n - 2, "manifests") {
+        return Some(Route::Manifest(name(n - 2), segs[n - 1].clone()));
+    }
+    if n >= 4 && at(n - 3, "blobs") && at(n - 2, "uploads") {
+        let id = &segs[n - 1];
+        return Some(if id.is_empty() {
+            Route::Uploads(name(n - 3))
+        } else {
+            Route::Upload(name(n - 3), id.clone())
+        });
+    }
+    if n >= 3 && at(n - 2, "blobs") && at(n - 1, "uploads") {
+        return Some(Route::Uploads(name(n - 2)));
+    }
+    if n >= 3 && at(n - 2, "blobs") {
+        return Some(Route::Blob(name(n - 2), segs[n - 1].clone()));
+    }
+    if n >= 3 && at(n - 2, "referrers") {
+        return Some(Route::Referrers(name(n - 2), segs[n - 1].clone()));
+    }
+    None
+}
+
+pub async fn handle(reg: Arc<Registry>, tail: String, req: Request) -> Response {
+    let mut resp = dispatch(&reg, &tail, req).await;
+    set(&mut resp, API_VERSION, "registry/2.0");
+    resp
+}
+
+async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
+    let Some(r) = route(tail) else {
+        return error_of(Code::NameUnknown, StatusCode::NOT_FOUND, "no such endpoint");
+    };
+    let name = match &r {
+        Route::Tags(n)
+        | Route::Manifest(n, _)
+        | Route::Uploads(n)
+        | Route::Upload(n, _)
+        | Route::Blob(n, _)
+        | Route::Referrers(n, _) => Some(n.as_str()),
+        Route::Base | Route::Catalog => None,
+    };
+    if let Some(name) = name
+        && let Err(e) = check_name(name)
+    {
+        return response::error(&e);
+    }
+    let m = req.method.clone();
+    let result = match (r, m) {
+        (Route::Base, Method::GET | Method::HEAD) => {
+            Ok(json(StatusCode::OK, &serde_json::json!({})))
+        }
+        (Route::Catalog, Method::GET) => listing::catalog(reg, &req).await,
+        (Route::Tags(n), Method::GET) => listing::tags(reg, &n, &req).await,
+        (Route::Manifest(n, r), Method::GET | Method::HEAD) => {
+            manifests::get(reg, &n, &r, &req).await
+        }
+        (Route::Manifest(n, r), Method::PUT) => manifests::put(reg, &n, &r, req).await,
+        (Route::Manifest(n, r), Method::DELETE) => manifests::delete(reg, &n, &r).await,
+        (Route::Blob(n, d), Method::GET | Method::HEAD) => blobs::get(reg, &n, &d, &req).await,
+        (Route::Blob(n, d), Method::DELETE) => blobs::delete(reg, &n, &d).await,
+        (Route::Uploads(n), Method::POST) => uploads::start(reg, &n, req).await,
+        (Route::Upload(n, id), Method::PATCH) => uploads::patch(reg, &n, &id, req).await,
+        (Route::Upload(n, id), Method::PUT) => uploads::put(reg, &n, &id, req).await,
+        (Route::Upload(n, id), Method::GET) => uploads::status(reg, &n, &id).await,
+        (Route::Upload(n, id), Method::DELETE) => uploads::cancel(reg, &n, &id).await,
+        (Route::Referrers(n, d), Method::GET) => manifests::referrers(reg, &n, &d, &req).await,
+        _ => Ok(error_of(
+            Code::Unsupported,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed here",
+        )),
+    };
+    finish(result)
+}
+
+/// The warp filter for everything under `/v2`.
+pub fn routes(
+    reg: Arc<Registry>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path("v2")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream().map(body_stream))
+        .then(
+            move |tail: warp::path::Tail, method, query: String, headers, body: ByteStream| {
+                let reg = reg.clone();
+                let req = Request {
+                    method,
+                    query: form_urlencoded::parse(query.as_bytes())
+                        .into_owned()
+                        .collect(),
+                    headers,
+                    body: sync_wrapper::SyncWrapper::new(body),
+                };
+                let tail = tail.as_str().to_string();
+                async move { handle(reg, tail, req).await }
+            },
+        )
+}
+
+/// A request body as a storage stream.
+fn body_stream<B: warp::Buf>(
+    body: impl futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+) -> ByteStream {
+    Box::pin(
+        body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()))
+            .map_err(std::io::Error::other),
+    )
+}
+
+/// Reads a request body whole, up to `limit` bytes (`None` when larger).
+pub async fn read_limited(mut body: ByteStream, limit: u64) -> std::io::Result<Option<Bytes>> {
+    use futures_util::StreamExt;
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    #[test]
+    fn routes_parse_from_the_end() {
+        assert_eq!(route(""), Some(Route::Base));
+        assert_eq!(route("_catalog"), Some(Route::Catalog));
+        assert_eq!(route("a/b/tags/list"), Some(Route::Tags(s("a/b"))));
+        assert_eq!(
+            route("a/manifests/manifests/v1"),
+            Some(Route::Manifest(s("a/manifests"), s("v1")))
+        );
+        assert_eq!(route("a/blobs/uploads/"), Some(Route::Uploads(s("a"))));
+        assert_eq!(route("a/blobs/uploads"), Some(Route::Uploads(s("a"))));
+        assert_eq!(
+            route("x/blobs/blobs/uploads/"),
+            Some(Route::Uploads(s("x/blobs")))
+        );
+        assert_eq!(
+            route("a/blobs/uploads/abc"),
+            Some(Route::Upload(s("a"), s("abc")))
+        );
+        assert_eq!(
+            route("a/blobs/sha256%3Aab"),
+            Some(Route::Blob(s("a"), s("sha256:ab")))
+        );
+        assert_eq!(
+            route("a/referrers/sha256:ab"),
+            Some(Route::Referrers(s("a"), s("sha256:ab")))
+        );
+        assert_eq!(route("a/nothing"), None);
+        assert_eq!(route("manifests/v1"), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! Filesystem backend: one file per key under a root directory.
+//!
+//! Atomicity comes from POSIX rename: every put writes a temp file under
+//! `<root>/_tmp/` (same filesystem, so rename is atomic), flushes it, then
+//! renames it into place. `put_if_absent` uses `link(2)`, which fails when the
+//! target exists, so two concurrent writers cannot both win.
+
+use std::io::{self, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{
+    ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result, Storage, StorageError, check_key,
+};
+
+/// Reads of 256 KiB: measured ~2.5x the bandwidth of 8 KiB reads for blob GETs.
+const READ_CHUNK: usize = 256 * 1024;
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Directory for in-progress writes; not a storage key (keys never start with `_tmp`).
+const TMP_DIR: &str = "_tmp";
+
+pub struct FsStorage {
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl FsStorage {
+    /// Opens (creating if needed) a store rooted at `root`. With `fsync`, each
+    /// object is flushed to disk before it becomes visible, so a power loss
+    /// cannot leave a renamed but empty file.
+    pub fn open(root: impl Into<PathBuf>, fsync: bool) -> io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join(TMP_DIR))?;
+        Ok(FsStorage { root, fsync })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let name: u128 = rand::random();
+        self.root.join(TMP_DIR).join(format!("{name:032x}"))
+    }
+
+    /// Removes temp files older than `age`: what a killed process left behind.
+    pub fn clean_tmp(&self, age: Duration) -> io::Result<usize> {
+        let mut removed = 0;
+        let now = SystemTime::now();
+        for entry in std::fs::read_dir(self.root.join(TMP_DIR))? {
+            let entry = entry?;
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|m| now.duration_since(m).unwrap_or_default() >= age)
+                .unwrap_or(false);
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Streams `body` into a fresh temp file; returns its path and length.
+    async fn write_tmp(&self, mut body: ByteStream) -> Result<(PathBuf, u64)> {
+        let tmp = self.tmp_path();
+        let file = tokio::fs::File::create(&tmp).await?;
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut written = 0u64;
+        let result: io::Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                written += chunk.len() as u64;
+                out.write_all(&chunk).await?;
+            }
+            out.flush().await?;
+            if self.fsync {
+                out.get_mut().sync_data().await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            drop(out);
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok((tmp, written))
+    }
+
+    /// Creates the parent directory of `path`, tolerating a concurrent prune.
+    async fn ensure_parent(path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(parent) => tokio::fs::create_dir_all(parent).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `op` after creating `target`'s parent; retries when a concurrent
+    /// delete pruned that directory between the two steps.
+    async fn into_place<F, Fut>(target: &Path, op: F) -> io::Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = io::Result<()>>,
+    {
+        let mut attempts = 0;
+        loop {
+            Self::ensure_parent(target).await?;
+            match op().await {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes empty directories from `dir` up to (not including) the root.
+    fn prune_empty_dirs(&self, mut dir: Option<&Path>) {
+        while let Some(d) = dir {
+            if d == self.root || !d.starts_with(&self.root) {
+                break;
+            }
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+fn not_found(key: &str, e: io::Error) -> StorageError {
+    if e.kind() == ErrorKind::NotFound {
+        StorageError::NotFound(key.to_string())
+    } else {
+        StorageError::Io(e)
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64> {
+        let target = self.path(key)?;
+        let (tmp, written) = self.write_tmp(body).await?;
+        let result = Self::into_place(&target, || tokio::fs::rename(&tmp, &target)).await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok(written)
+    }
+
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> Result<u64> {
+        let target = self.path(key)?;
+        if tokio::fs::try_exists(&target).await? {
+            return Err(StorageError::AlreadyExists(key.to_string()));
+        }
+        let (tmp, written) = self.write_tmp(body).await?;
+        let linked = Self::into_place(&target, || tokio::fs::hard_link(&tmp, &target)).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => Ok(written),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                Err(StorageError::AlreadyExists(key.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found(key, e))?;
+        let size = file.metadata().await?.len();
+        let body: ByteStream = match range {
+            None => Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)),
+            Some(r) => {
+                if r.start > r.end || r.end >= size {
+                    return Err(StorageError::InvalidRange);
+                }
+                file.seek(io::SeekFrom::Start(r.start)).await?;
+                Box::pin(ReaderStream::with_capacity(file.take(r.len()), READ_CHUNK))
+            }
+        };
+        Ok(GetObject { size, body })
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { size: m.len() })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
+        let dir = if prefix.is_empty() {
+            self.root.clone()
+        } else {
+            self.path(prefix.trim_end_matches('/'))?
+        };
+        let at_root = prefix.is_empty();
+        let entries = tokio::task::spawn_blocking(move || -> io::Result<Vec<Entry>> {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory =>
+                {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::new();
+            for entry in rd {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue; // not a key nora wrote
+                };
+                if at_root && name == TMP_DIR {
+                    continue;
+                }
+                if entry.file_type()?.is_dir() {
+                    out.push(Entry::Prefix(name));
+                } else {
+                    out.push(Entry::Object(name));
+                }
+            }
+            out.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+            Ok(out)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(entries)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.prune_empty_dirs(path.parent());
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let path = self.path(prefix.trim_end_matches('/'))?;
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        self.prune_empty_dirs(path.parent());
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let src = self.path(from)?;
+        let dst = self.path(to)?;
+        if !tokio::fs::try_exists(&src).await? {
+            return Err(StorageError::NotFound(from.to_string()));
+        }
+        Self::into_place(&dst, || tokio::fs::rename(&src, &dst)).await?;
+        self.prune_empty_dirs(src.parent());
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let tmp = self.root.join(TMP_DIR);
+        let meta = tokio::fs::metadata(&tmp).await?;
+        if !meta.is_dir() || meta.permissions().readonly() {
+            return Err(StorageError::Io(io::Error::other(format!(
+                "{} is not a writable directory",
+                tmp.display()
+            ))));
+        }
+        Ok(())
+    }
+
+    async fn read_small(&self, key: &str, limit: u64) -> Result<Bytes> {
+        // One blocking call instead of open/stat/read round trips: this is the
+        // manifest GET hot path.
+        let path = self.path(key)?;
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path).map_err(|e| not_found(&key, e))?;
+            let size = file.metadata()?.len();
+            if size > limit {
+                return Err(StorageError::Io(io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("{key} is larger than {limit} bytes"),
+                )));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+fn entry_name(e: &Entry) -> &str {
+    match e {
+        Entry::Object(n) | Entry::Prefix(n) => n,
+    }
+}

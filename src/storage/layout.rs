@@ -1,0 +1,131 @@
+//! The whole storage layout, in one place. Every key nora reads or writes is
+//! built by a function in this file; nothing else formats keys.
+//!
+//! ```text
+//! blobs/<alg>/<hex[0..2]>/<hex>/data
+//!     The bytes of every blob and every manifest, content-addressed and shared
+//!     by all repositories. Written once (put_if_absent or rename of a verified
+//!     upload), never modified. Removed only by garbage collection.
+//!
+//! repositories/<name>/_layers/<alg>/<hex>
+//!     Link: blob <alg>:<hex> belongs to repository <name> (pushed, or mounted,
+//!     into it). Content: the digest. A blob is served from a repository only
+//!     through such a link, so one repository cannot read another's blobs.
+//!
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>
+//!     Link: manifest <alg>:<hex> is in repository <name>. Content: the media
+//!     type it was pushed with (served back as Content-Type).
+//!
+//! repositories/<name>/_manifests/tags/<tag>
+//!     Tag. Content: "<digest>\n<media type>\n", so a GET by tag needs this one
+//!     small read plus the (cacheable, immutable) manifest bytes.
+//!
+//! repositories/<name>/_referrers/<alg>/<hex>/<ralg>-<rhex>
+//!     Manifest <ralg>:<rhex> of <name> has `subject` <alg>:<hex>. Content: the
+//!     referrer's descriptor (JSON) as the referrers API lists it.
+//!
+//! uploads/<id>/session
+//!     An upload session (JSON: repository, start time). Sessions live in
+//!     storage so that a restart, or another instance, can continue them.
+//! uploads/<id>/parts/<offset, 20 digits>
+//!     The bytes of one PATCH (or final PUT) chunk, starting at that offset.
+//! uploads/<id>/parts/<offset, 20 digits>.sha256
+//!     The sha256 of that chunk, computed while it streamed in; written after
+//!     the chunk. Lets a one-chunk upload be committed without re-reading it.
+//! ```
+//!
+//! Repository name components never start with `_` (see the OCI name
+//! grammar), so `_layers`, `_manifests` and `_referrers` cannot collide with
+//! a nested repository. Write order keeps the store consistent whatever is
+//! interrupted: blob bytes before any link to them, a manifest's revision
+//! before its tags, and tags removed before the revision they point at.
+
+use crate::registry::digest::Digest;
+
+pub const REPOSITORIES: &str = "repositories";
+pub const UPLOADS: &str = "uploads";
+
+pub fn blob(d: &Digest) -> String {
+    let hex = d.hex();
+    format!("blobs/{}/{}/{}/data", d.algorithm(), &hex[..2], hex)
+}
+
+pub fn repository(name: &str) -> String {
+    format!("{REPOSITORIES}/{name}")
+}
+
+pub fn layer_link(name: &str, d: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{name}/_layers/{}/{}",
+        d.algorithm(),
+        d.hex()
+    )
+}
+
+pub fn revision(name: &str, d: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{name}/_manifests/revisions/{}/{}",
+        d.algorithm(),
+        d.hex()
+    )
+}
+
+pub fn tags(name: &str) -> String {
+    format!("{REPOSITORIES}/{name}/_manifests/tags")
+}
+
+pub fn tag(name: &str, tag: &str) -> String {
+    format!("{REPOSITORIES}/{name}/_manifests/tags/{tag}")
+}
+
+pub fn referrers(name: &str, subject: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{name}/_referrers/{}/{}",
+        subject.algorithm(),
+        subject.hex()
+    )
+}
+
+pub fn referrer(name: &str, subject: &Digest, referrer: &Digest) -> String {
+    format!(
+        "{}/{}-{}",
+        referrers(name, subject),
+        referrer.algorithm(),
+        referrer.hex()
+    )
+}
+
+/// Does this component of a path under `repositories/` start the data of a
+/// repository (rather than a further name component)?
+pub fn is_repository_data(component: &str) -> bool {
+    component.starts_with('_')
+}
+
+pub fn upload(id: &str) -> String {
+    format!("{UPLOADS}/{id}")
+}
+
+pub fn upload_session(id: &str) -> String {
+    format!("{UPLOADS}/{id}/session")
+}
+
+pub fn upload_parts(id: &str) -> String {
+    format!("{UPLOADS}/{id}/parts")
+}
+
+pub fn upload_part(id: &str, offset: u64) -> String {
+    format!("{UPLOADS}/{id}/parts/{offset:020}")
+}
+
+pub fn upload_part_hash(id: &str, offset: u64) -> String {
+    format!("{UPLOADS}/{id}/parts/{offset:020}.sha256")
+}
+
+/// The offset of a part object's name, `None` for hash sidecars and strangers.
+pub fn parse_upload_part(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}

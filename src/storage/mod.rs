@@ -1,0 +1,163 @@
+//! The storage trait: a small object-store interface every backend implements.
+//!
+//! Keys are `/`-separated relative paths (see `layout.rs` for the whole key
+//! space). The trait is deliberately shaped like an object store (S3) rather
+//! than a filesystem: whole-object streaming puts that become visible
+//! atomically, ranged gets, listing by prefix, delete and rename. Nothing here
+//! appends or edits in place, so a backend without those operations fits.
+
+pub mod fs;
+pub mod layout;
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+/// A stream of bytes flowing in or out of storage.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("invalid range")]
+    InvalidRange,
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("storage I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// What `stat` knows about an object.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectMeta {
+    pub size: u64,
+}
+
+/// An inclusive byte range `start..=end` of an object, already checked against its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+}
+
+/// An object being read: its total size and a stream of the requested bytes.
+pub struct GetObject {
+    pub size: u64,
+    pub body: ByteStream,
+}
+
+/// One child of a listed prefix, with delimiter (`/`) semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// An object directly under the prefix (its last key component).
+    Object(String),
+    /// A deeper prefix (a "directory"): its next key component.
+    Prefix(String),
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Stores `body` under `key`. The object becomes visible only once every
+    /// byte is durably written; a failed or interrupted put leaves the previous
+    /// object (or none). Returns the number of bytes written.
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64>;
+
+    /// Like `put`, but fails with `AlreadyExists` when `key` is present
+    /// (compare S3's `If-None-Match: *`). Atomic against concurrent writers.
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> Result<u64>;
+
+    /// Reads `key`, the whole object or one byte range of it.
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject>;
+
+    /// Size and modification time, or `None` when absent.
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>>;
+
+    /// The direct children of `prefix` (objects and deeper prefixes), sorted.
+    /// An absent prefix lists as empty.
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>>;
+
+    /// Removes `key`. Deleting an absent key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Removes every object under `prefix`.
+    async fn delete_prefix(&self, prefix: &str) -> Result<()>;
+
+    /// Moves `from` to `to`, replacing `to`; atomic where the backend can be.
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Checks that the backend answers (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+
+    /// A small object read whole. Only for metadata (links, session state,
+    /// manifests bounded by their size limit), never for blobs.
+    async fn read_small(&self, key: &str, limit: u64) -> Result<Bytes> {
+        let obj = self.get(key, None).await?;
+        if obj.size > limit {
+            return Err(StorageError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{key} is larger than {limit} bytes"),
+            )));
+        }
+        let mut out = Vec::with_capacity(obj.size as usize);
+        let mut body = obj.body;
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Stores a small in-memory value.
+    async fn put_bytes(&self, key: &str, data: Bytes) -> Result<u64> {
+        self.put(key, once(data)).await
+    }
+}
+
+/// A one-chunk stream, for small values.
+pub fn once(data: Bytes) -> ByteStream {
+    Box::pin(futures_util::stream::once(async move { Ok(data) }))
+}
+
+/// Rejects keys that could escape the storage root or alias another key.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        || key.contains('\0')
+        || key.contains('\\');
+    if bad {
+        Err(StorageError::InvalidKey(key.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_are_refused() {
+        for k in ["", "/a", "a//b", "a/../b", "..", "a/./b", "a/", "a\\b"] {
+            assert!(check_key(k).is_err(), "{k:?} should be refused");
+        }
+        for k in ["a", "a/b", "blobs/sha256/ab/abcd/data", "a.b/c_d"] {
+            assert!(check_key(k).is_ok(), "{k:?} should be accepted");
+        }
+    }
+}
