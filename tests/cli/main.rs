@@ -1,0 +1,162 @@
+//! The binary driven as users drive it: flags, config errors, exit codes.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+fn nora() -> Command {
+    let mut c = Command::cargo_bin("nora").unwrap();
+    c.env_remove("NORA_CONFIG");
+    c
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn version_and_help() {
+    let out = nora().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nora "));
+    let out = nora().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serve"));
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let out = nora().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_config_key_names_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nora.toml");
+    std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
+    let out = nora()
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("prot") && err.contains("nora.toml"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
+}
+
+#[test]
+fn bad_values_are_startup_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nport = \"eighty\"\n").unwrap();
+    let out = nora().env("NORA_CONFIG", &file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("port"), "{}", stderr_of(&out));
+
+    let out = nora()
+        .env("NORA_PORT", "99999")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("NORA_PORT"));
+
+    let out = nora()
+        .env("NORA_LOG_FORMAT", "xml")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("log.format"));
+
+    let out = nora()
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("missing.toml"));
+}
+
+#[test]
+fn port_in_use_is_one_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = nora()
+        .env("NORA_PORT", &port)
+        .env("NORA_STORAGE_PATH", dir.path())
+        .arg("serve")
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot listen on"), "{err}");
+}
+
+/// Bare `nora` serves, reads ./config.toml from its working directory, logs
+/// JSON lines with a request id, and exits 0 on SIGTERM.
+#[test]
+fn bare_nora_serves_with_config_toml_from_cwd() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[server]\nport = 0\n[storage]\npath = \"store\"\nfsync = false\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_nora"))
+        .current_dir(dir.path())
+        .env_remove("NORA_CONFIG")
+        .env_remove("NORA_PORT")
+        .env_remove("NORA_STORAGE_PATH")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&first).expect("json log line");
+    let addr = v["address"].as_str().unwrap().to_string();
+    assert!(
+        dir.path().join("store").is_dir(),
+        "storage path from config.toml"
+    );
+
+    let resp = raw_http::get_status(&format!("http://{addr}/v2/"));
+    assert_eq!(resp, 200);
+    let line = lines.next().unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/v2/");
+    assert_eq!(v["status"], 200);
+    assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(v["ms"].is_number());
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit 0 on SIGTERM, got {status}");
+}
+
+mod raw_http {
+    /// A bare HTTP/1.0 GET returning the status (keeps this test synchronous).
+    pub fn get_status(url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}

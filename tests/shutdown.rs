@@ -1,0 +1,60 @@
+//! SIGTERM: stop accepting, let in-flight requests finish, exit 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_upload_finish() {
+    let mut s = Server::start();
+    let c = s.client();
+    let r = c
+        .http
+        .post(c.u("/v2/slow/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = c.loc(r.headers()["location"].to_str().unwrap());
+
+    // 20 chunks, 100 ms apart: the upload is in flight for about 2 s.
+    let chunks = futures_util::stream::iter(0..20).then(|_| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 4096]))
+    });
+    let patch = tokio::spawn({
+        let c = c.clone();
+        async move {
+            c.http
+                .patch(loc)
+                .body(reqwest::Body::wrap_stream(chunks))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let status = tokio::task::spawn_blocking(move || {
+        let st = s.terminate(Duration::from_secs(20));
+        (st, s)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are refused once shutdown has begun.
+    assert!(
+        c.http.get(c.u("/v2/")).send().await.is_err(),
+        "listener must be closed"
+    );
+
+    let r = patch.await.unwrap().expect("the in-flight PATCH completes");
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        r.headers()["range"],
+        format!("0-{}", 20 * 4096 - 1).as_str()
+    );
+    let (st, _s) = status.await.unwrap();
+    let st = st.expect("nora exits within the timeout");
+    assert!(st.success(), "exit status {st}");
+}
