@@ -297,3 +297,56 @@ impl Registry {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::fs::FsStorage;
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        Registry::new(
+            Arc::new(FsStorage::open(dir, false).unwrap()),
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[tokio::test]
+    async fn expiry_removes_only_old_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let body = crate::storage::once(bytes::Bytes::from_static(b"chunk"));
+        reg.upload_append("a/b", &id, None, body).await.unwrap();
+        assert_eq!(
+            reg.expire_uploads().await.unwrap(),
+            0,
+            "younger than the ttl"
+        );
+        assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 5);
+        assert_eq!(
+            reg.expire_uploads_older_than(Duration::ZERO).await.unwrap(),
+            1
+        );
+        assert!(reg.upload_status("a/b", &id).await.is_err());
+        assert!(
+            reg.storage()
+                .list(layout::UPLOADS)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_belong_to_their_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let e = reg.upload_status("other", &id).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+        let e = reg.upload_status("a/b", "../../etc").await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+    }
+}

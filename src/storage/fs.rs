@@ -314,3 +314,46 @@ fn entry_name(e: &Entry) -> &str {
         Entry::Object(n) | Entry::Prefix(n) => n,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_storage_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsStorage::open(dir.path(), true).unwrap());
+        crate::storage::suite::run_all(s).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_put_if_absent_has_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsStorage::open(dir.path(), false).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..16u8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.put_if_absent("k", crate::storage::once(Bytes::from(vec![i; 1000])))
+                    .await
+                    .is_ok()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += t.await.unwrap() as usize;
+        }
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn clean_tmp_removes_only_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path(), false).unwrap();
+        std::fs::write(dir.path().join(TMP_DIR).join("leftover"), b"x").unwrap();
+        assert_eq!(s.clean_tmp(Duration::from_secs(3600)).unwrap(), 0);
+        assert_eq!(s.clean_tmp(Duration::ZERO).unwrap(), 1);
+    }
+}

@@ -8,6 +8,8 @@
 
 pub mod fs;
 pub mod layout;
+#[cfg(test)]
+pub mod suite;
 
 use std::io;
 use std::pin::Pin;

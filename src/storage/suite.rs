@@ -1,0 +1,184 @@
+//! The storage trait's behaviour, as one test suite every backend must pass.
+//! Each backend's tests call `run_all` on a fresh, empty store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::{ByteRange, ByteStream, Entry, Storage, StorageError, once};
+
+async fn read_all(s: &dyn Storage, key: &str, range: Option<ByteRange>) -> Vec<u8> {
+    let obj = s.get(key, range).await.expect("get");
+    let mut out = Vec::new();
+    let mut body = obj.body;
+    while let Some(c) = body.next().await {
+        out.extend_from_slice(&c.expect("chunk"));
+    }
+    out
+}
+
+fn chunks(parts: &[&'static [u8]]) -> ByteStream {
+    let items: Vec<std::io::Result<Bytes>> =
+        parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+    Box::pin(futures_util::stream::iter(items))
+}
+
+fn failing_after(first: &'static [u8]) -> ByteStream {
+    let items: Vec<std::io::Result<Bytes>> = vec![
+        Ok(Bytes::from_static(first)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
+    Box::pin(futures_util::stream::iter(items))
+}
+
+pub async fn run_all(s: Arc<dyn Storage>) {
+    let s = s.as_ref();
+    put_get_stat(s).await;
+    failed_put_leaves_old_object(s).await;
+    put_if_absent_refuses_existing(s).await;
+    ranges(s).await;
+    listing(s).await;
+    delete_and_rename(s).await;
+    keys_are_checked(s).await;
+    s.ping().await.expect("ping");
+}
+
+async fn put_get_stat(s: &dyn Storage) {
+    assert!(s.stat("t/a").await.unwrap().is_none());
+    assert_eq!(
+        s.put("t/a", chunks(&[b"hello ", b"world"])).await.unwrap(),
+        11
+    );
+    assert_eq!(s.stat("t/a").await.unwrap().unwrap().size, 11);
+    assert_eq!(read_all(s, "t/a", None).await, b"hello world");
+    assert_eq!(
+        s.read_small("t/a", 100).await.unwrap().as_ref(),
+        b"hello world"
+    );
+    assert!(s.read_small("t/a", 5).await.is_err(), "over the limit");
+    s.put("t/a", once(Bytes::from_static(b"new")))
+        .await
+        .unwrap();
+    assert_eq!(read_all(s, "t/a", None).await, b"new", "put replaces");
+    assert!(matches!(
+        s.get("t/missing", None).await,
+        Err(StorageError::NotFound(_))
+    ));
+    s.put("t/empty", chunks(&[])).await.unwrap();
+    assert_eq!(s.stat("t/empty").await.unwrap().unwrap().size, 0);
+}
+
+async fn failed_put_leaves_old_object(s: &dyn Storage) {
+    s.put("f/x", once(Bytes::from_static(b"old")))
+        .await
+        .unwrap();
+    assert!(s.put("f/x", failing_after(b"partial")).await.is_err());
+    assert_eq!(read_all(s, "f/x", None).await, b"old");
+    assert!(s.put("f/new", failing_after(b"partial")).await.is_err());
+    assert!(
+        s.stat("f/new").await.unwrap().is_none(),
+        "nothing half-written is visible"
+    );
+}
+
+async fn put_if_absent_refuses_existing(s: &dyn Storage) {
+    s.put_if_absent("c/k", once(Bytes::from_static(b"first")))
+        .await
+        .unwrap();
+    let again = s
+        .put_if_absent("c/k", once(Bytes::from_static(b"second")))
+        .await;
+    assert!(matches!(again, Err(StorageError::AlreadyExists(_))));
+    assert_eq!(read_all(s, "c/k", None).await, b"first");
+}
+
+async fn ranges(s: &dyn Storage) {
+    s.put("r/x", once(Bytes::from_static(b"0123456789")))
+        .await
+        .unwrap();
+    let r = |start, end| Some(ByteRange { start, end });
+    assert_eq!(read_all(s, "r/x", r(2, 4)).await, b"234");
+    assert_eq!(read_all(s, "r/x", r(9, 9)).await, b"9");
+    assert_eq!(s.get("r/x", r(0, 9)).await.unwrap().size, 10);
+    assert!(matches!(
+        s.get("r/x", r(5, 10)).await,
+        Err(StorageError::InvalidRange)
+    ));
+}
+
+async fn listing(s: &dyn Storage) {
+    for k in ["l/b", "l/a", "l/d/x", "l/d/y/z", "l/c"] {
+        s.put(k, once(Bytes::from_static(b"."))).await.unwrap();
+    }
+    let got = s.list("l").await.unwrap();
+    let want = vec![
+        Entry::Object("a".into()),
+        Entry::Object("b".into()),
+        Entry::Object("c".into()),
+        Entry::Prefix("d".into()),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(
+        s.list("l/").await.unwrap(),
+        want,
+        "trailing slash is the same prefix"
+    );
+    assert!(s.list("nothing/here").await.unwrap().is_empty());
+    assert!(
+        s.list("")
+            .await
+            .unwrap()
+            .contains(&Entry::Prefix("l".into()))
+    );
+}
+
+async fn delete_and_rename(s: &dyn Storage) {
+    s.put("d/one/a", once(Bytes::from_static(b"a")))
+        .await
+        .unwrap();
+    s.delete("d/one/a").await.unwrap();
+    s.delete("d/one/a").await.unwrap(); // absent: still fine
+    assert!(
+        s.list("d").await.unwrap().is_empty(),
+        "emptied prefixes disappear"
+    );
+    for k in ["d/p/1", "d/p/q/2", "d/keep"] {
+        s.put(k, once(Bytes::from_static(b"x"))).await.unwrap();
+    }
+    s.delete_prefix("d/p").await.unwrap();
+    assert!(s.stat("d/p/q/2").await.unwrap().is_none());
+    assert!(s.stat("d/keep").await.unwrap().is_some());
+    s.rename("d/keep", "d/moved/here").await.unwrap();
+    assert!(s.stat("d/keep").await.unwrap().is_none());
+    assert_eq!(read_all(s, "d/moved/here", None).await, b"x");
+    s.put("d/other", once(Bytes::from_static(b"y")))
+        .await
+        .unwrap();
+    s.rename("d/other", "d/moved/here").await.unwrap();
+    assert_eq!(
+        read_all(s, "d/moved/here", None).await,
+        b"y",
+        "rename replaces"
+    );
+    assert!(matches!(
+        s.rename("d/none", "d/x").await,
+        Err(StorageError::NotFound(_))
+    ));
+}
+
+async fn keys_are_checked(s: &dyn Storage) {
+    for bad in ["../escape", "a//b", "/abs", "a/./b"] {
+        assert!(
+            matches!(
+                s.put(bad, once(Bytes::new())).await,
+                Err(StorageError::InvalidKey(_))
+            ),
+            "{bad}"
+        );
+        assert!(s.get(bad, None).await.is_err());
+    }
+}
