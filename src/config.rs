@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: Server,
@@ -50,16 +50,6 @@ pub struct Log {
     pub level: String,
     /// text or json.
     pub format: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: Server::default(),
-            storage: Storage::default(),
-            log: Log::default(),
-        }
-    }
 }
 
 impl Default for Server {

@@ -12,8 +12,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
 use super::{
     ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result, Storage, StorageError, check_key,
@@ -174,21 +173,23 @@ impl Storage for FsStorage {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         let path = self.path(key)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| not_found(key, e))?;
-        let size = file.metadata().await?.len();
-        let body: ByteStream = match range {
-            None => Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)),
-            Some(r) => {
-                if r.start > r.end || r.end >= size {
-                    return Err(StorageError::InvalidRange);
-                }
-                file.seek(io::SeekFrom::Start(r.start)).await?;
-                Box::pin(ReaderStream::with_capacity(file.take(r.len()), READ_CHUNK))
-            }
+        let k = key.to_string();
+        let (file, size) = tokio::task::spawn_blocking(move || -> Result<(std::fs::File, u64)> {
+            let file = std::fs::File::open(&path).map_err(|e| not_found(&k, e))?;
+            let size = file.metadata()?.len();
+            Ok((file, size))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (start, len) = match range {
+            None => (0, size),
+            Some(r) if r.start <= r.end && r.end < size => (r.start, r.len()),
+            Some(_) => return Err(StorageError::InvalidRange),
         };
-        Ok(GetObject { size, body })
+        Ok(GetObject {
+            size,
+            body: file_stream(file, start, len),
+        })
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>> {
@@ -287,26 +288,56 @@ impl Storage for FsStorage {
     }
 
     async fn read_small(&self, key: &str, limit: u64) -> Result<Bytes> {
-        // One blocking call instead of open/stat/read round trips: this is the
-        // manifest GET hot path.
+        // Read inline, not on the blocking pool: these are links and manifests
+        // of a few KB, served from the page cache in microseconds, and the
+        // hand-off to a blocking thread costs more than the read (measured:
+        // 51k vs 33k manifest GET/s). Blobs never come through here.
         let path = self.path(key)?;
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut file = std::fs::File::open(&path).map_err(|e| not_found(&key, e))?;
-            let size = file.metadata()?.len();
-            if size > limit {
-                return Err(StorageError::Io(io::Error::new(
-                    ErrorKind::InvalidData,
-                    format!("{key} is larger than {limit} bytes"),
-                )));
-            }
-            let mut buf = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut buf)?;
-            Ok(Bytes::from(buf))
-        })
-        .await
-        .map_err(io::Error::other)?
+        let mut file = std::fs::File::open(&path).map_err(|e| not_found(key, e))?;
+        let size = file.metadata()?.len();
+        if size > limit {
+            return Err(StorageError::Io(io::Error::new(
+                ErrorKind::InvalidData,
+                format!("{key} is larger than {limit} bytes"),
+            )));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut buf)?;
+        Ok(Bytes::from(buf))
     }
+}
+
+/// Streams `len` bytes of `file` from `start`, each chunk read by one blocking
+/// call straight into the buffer that is sent: no intermediate copy, and at
+/// most one chunk in memory per reader.
+fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
+    let state = (file, start, len);
+    Box::pin(futures_util::stream::try_unfold(
+        state,
+        |(mut file, pos, left)| async move {
+            if left == 0 {
+                return Ok(None);
+            }
+            let want = left.min(READ_CHUNK as u64);
+            let (file, buf) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+                use std::io::{Seek, SeekFrom};
+                file.seek(SeekFrom::Start(pos))?;
+                let mut buf = Vec::with_capacity(want as usize);
+                (&mut file).take(want).read_to_end(&mut buf)?;
+                Ok((file, buf))
+            })
+            .await
+            .map_err(io::Error::other)??;
+            if buf.is_empty() {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "object shrank while being read",
+                ));
+            }
+            let n = buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (file, pos + n, left - n))))
+        },
+    ))
 }
 
 fn entry_name(e: &Entry) -> &str {
