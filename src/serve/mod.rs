@@ -40,13 +40,14 @@ pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Arc<FsS
 /// Every route nora serves.
 pub fn routes(
     reg: Arc<Registry>,
+    public_url: Option<Arc<str>>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
 + Clone
 + Send
 + Sync
 + 'static {
     health::routes(reg.clone())
-        .or(oci::routes(reg))
+        .or(oci::routes(reg, public_url))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(oci::response::error_of(
@@ -74,7 +75,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     );
     spawn_housekeeping(reg.clone(), fs);
 
-    let service = warp::service(routes(reg));
+    let public_url = config.server.public_url.as_deref().map(Arc::from);
+    let service = warp::service(routes(reg, public_url));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {

@@ -114,10 +114,36 @@ fn route(tail: &str) -> Option<Route> {
     None
 }
 
-pub async fn handle(reg: Arc<Registry>, tail: String, req: Request) -> Response {
+pub async fn handle(
+    reg: Arc<Registry>,
+    public_url: Option<Arc<str>>,
+    tail: String,
+    req: Request,
+) -> Response {
     let mut resp = dispatch(&reg, &tail, req).await;
     set(&mut resp, API_VERSION, "registry/2.0");
+    if let Some(base) = public_url {
+        absolute_location(&mut resp, &base);
+    }
     resp
+}
+
+/// Handlers answer relative `Location`s; with a public URL configured they
+/// become absolute links on it (what clients behind a proxy need).
+fn absolute_location(resp: &mut Response, base: &str) {
+    let relative = resp
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with('/'))
+        .map(str::to_string);
+    if let Some(path) = relative {
+        set(
+            resp,
+            "Location",
+            &format!("{}{path}", base.trim_end_matches('/')),
+        );
+    }
 }
 
 async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
@@ -170,6 +196,7 @@ async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
 /// The warp filter for everything under `/v2`.
 pub fn routes(
     reg: Arc<Registry>,
+    public_url: Option<Arc<str>>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("v2")
@@ -181,6 +208,7 @@ pub fn routes(
         .then(
             move |tail: warp::path::Tail, method, query: String, headers, body: ByteStream| {
                 let reg = reg.clone();
+                let public_url = public_url.clone();
                 let req = Request {
                     method,
                     query: form_urlencoded::parse(query.as_bytes())
@@ -190,7 +218,7 @@ pub fn routes(
                     body: sync_wrapper::SyncWrapper::new(body),
                 };
                 let tail = tail.as_str().to_string();
-                async move { handle(reg, tail, req).await }
+                async move { handle(reg, public_url, tail, req).await }
             },
         )
 }
