@@ -16,6 +16,35 @@ pub struct Config {
     pub server: Server,
     pub storage: Storage,
     pub log: Log,
+    pub gc: Gc,
+    pub schedule: Schedule,
+    /// `[[retention]]` rules (see registry/retention.rs for how they combine).
+    pub retention: Vec<crate::registry::retention::Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gc {
+    /// Blobs younger than this are never collected, so in-flight pushes are safe.
+    #[serde(with = "humantime_serde_compat")]
+    pub grace: Duration,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Gc {
+            grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// When `nora serve` runs maintenance by itself: an interval ("6h") or a
+/// five-field cron expression ("0 3 * * *", UTC). Unset: never.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedule {
+    pub gc: Option<String>,
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +108,29 @@ impl Default for Log {
         Log {
             level: "info".into(),
             format: "text".into(),
+        }
+    }
+}
+
+/// serde glue for optional durations ("90d").
+pub mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            humantime::parse_duration(&s)
+                .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+        })
+        .transpose()
+    }
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
         }
     }
 }
@@ -306,6 +358,19 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(err("log.format", &self.log.format, "expected text or json"));
+        }
+        for (key, value) in [
+            ("schedule.gc", &self.schedule.gc),
+            ("schedule.retention", &self.schedule.retention),
+        ] {
+            if let Some(v) = value
+                && let Err(e) = crate::schedule::When::parse(v)
+            {
+                return Err(err(key, v, &e));
+            }
+        }
+        if let Err(e) = crate::registry::retention::validate(&self.retention) {
+            return Err(err("retention", "", &e));
         }
         Ok(())
     }

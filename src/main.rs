@@ -1,9 +1,11 @@
 //! nora: an artifact registry and its ops toolkit in one binary.
 
+mod client;
 mod cmd;
 mod config;
 mod logging;
 mod registry;
+mod schedule;
 mod serve;
 mod storage;
 

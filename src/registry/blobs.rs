@@ -26,10 +26,16 @@ impl Registry {
         if !self.linked(name, d).await? {
             return Err(blob_unknown(d));
         }
-        match self.storage.stat(&layout::blob(d)).await? {
-            Some(meta) => Ok(meta.size),
-            None => Err(blob_unknown(d)),
+        if let Some(meta) = self.storage.stat(&layout::blob(d)).await? {
+            return Ok(meta.size);
         }
+        // Linked but absent: a garbage collection may have it in its trash.
+        if self.restore_from_trash(d).await?
+            && let Some(meta) = self.storage.stat(&layout::blob(d)).await?
+        {
+            return Ok(meta.size);
+        }
+        Err(blob_unknown(d))
     }
 
     /// Opens blob `d` of repository `name`, whole or one range of it.
@@ -42,7 +48,11 @@ impl Registry {
         if !self.linked(name, d).await? {
             return Err(blob_unknown(d));
         }
-        match self.storage.get(&layout::blob(d), range).await {
+        let mut result = self.storage.get(&layout::blob(d), range).await;
+        if matches!(result, Err(StorageError::NotFound(_))) && self.restore_from_trash(d).await? {
+            result = self.storage.get(&layout::blob(d), range).await;
+        }
+        match result {
             Ok(obj) => Ok(obj),
             Err(StorageError::NotFound(_)) => Err(blob_unknown(d)),
             Err(StorageError::InvalidRange) => Err(RegistryError::new(

@@ -22,6 +22,7 @@ pub enum Code {
     RangeInvalid,
     TooLarge,
     PaginationInvalid,
+    Busy,
     Internal,
 }
 
@@ -45,6 +46,7 @@ impl Code {
             Code::RangeInvalid => "BLOB_UPLOAD_INVALID",
             Code::TooLarge => "SIZE_INVALID",
             Code::PaginationInvalid => "UNSUPPORTED",
+            Code::Busy => "UNAVAILABLE",
             Code::Internal => "UNKNOWN",
         }
     }
@@ -59,6 +61,7 @@ impl Code {
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Busy => StatusCode::CONFLICT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -140,6 +140,27 @@ impl Registry {
                 .put_bytes(&layout::referrer(name, subject, &digest), json.into())
                 .await?;
         }
+        // A garbage collection that did not see this revision may have moved
+        // a blob aside meanwhile: bring it back, or refuse the push.
+        let mut needed: Vec<Digest> = parsed
+            .references
+            .iter()
+            .map(|r| match r {
+                Reference::Blob(d) | Reference::Manifest(d) => d.clone(),
+            })
+            .collect();
+        needed.push(digest.clone());
+        if let Err(e) = self.ensure_blobs(&needed).await {
+            self.storage
+                .delete(&layout::revision(name, &digest))
+                .await?;
+            if let Some(subject) = &parsed.subject {
+                self.storage
+                    .delete(&layout::referrer(name, subject, &digest))
+                    .await?;
+            }
+            return Err(e);
+        }
         let tag_object = Bytes::from(format!("{digest}\n{}\n", parsed.media_type));
         for t in &tags {
             self.storage
@@ -201,7 +222,7 @@ impl Registry {
         })
     }
 
-    async fn manifest_bytes(&self, d: &Digest) -> Result<Bytes> {
+    pub(super) async fn manifest_bytes(&self, d: &Digest) -> Result<Bytes> {
         if let Some(b) = self.manifests.get(d) {
             return Ok(b);
         }
@@ -251,7 +272,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn tags_pointing_at(&self, name: &str, d: &Digest) -> Result<Vec<String>> {
+    pub(super) async fn tags_pointing_at(&self, name: &str, d: &Digest) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for entry in self.storage.list(&layout::tags(name)).await? {
             let Entry::Object(t) = entry else { continue };

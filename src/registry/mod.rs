@@ -6,11 +6,15 @@ pub mod blobs;
 pub mod cache;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod hashing;
+pub mod images;
 pub mod listing;
 pub mod manifest;
 pub mod manifests;
 pub mod names;
+pub mod ops;
+pub mod retention;
 pub mod uploads;
 
 use std::sync::Arc;

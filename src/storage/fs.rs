@@ -195,7 +195,10 @@ impl Storage for FsStorage {
     async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let path = self.path(key)?;
         match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { size: m.len() })),
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
+                size: m.len(),
+                modified: m.modified()?,
+            })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),

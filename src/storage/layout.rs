@@ -32,6 +32,13 @@
 //! uploads/<id>/parts/<offset, 20 digits>.sha256
 //!     The sha256 of that chunk, computed while it streamed in; written after
 //!     the chunk. Lets a one-chunk upload be committed without re-reading it.
+//!
+//! gc/lock
+//!     Held (put_if_absent) by the one garbage collection running at a time.
+//! gc/trash/<alg>/<hex>
+//!     A blob a running garbage collection found unreferenced and moved aside.
+//!     It is purged after a second marking pass; until then a push or a pull
+//!     that needs it moves it back (see registry/gc.rs for the protocol).
 //! ```
 //!
 //! Repository name components never start with `_` (see the OCI name
@@ -128,4 +135,12 @@ pub fn parse_upload_part(name: &str) -> Option<u64> {
     } else {
         None
     }
+}
+
+pub const BLOBS: &str = "blobs";
+pub const GC_LOCK: &str = "gc/lock";
+pub const GC_TRASH: &str = "gc/trash";
+
+pub fn trash(d: &Digest) -> String {
+    format!("{GC_TRASH}/{}/{}", d.algorithm(), d.hex())
 }

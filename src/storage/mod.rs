@@ -41,6 +41,8 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 #[derive(Debug, Clone, Copy)]
 pub struct ObjectMeta {
     pub size: u64,
+    /// When the object was last written (for grace periods and retention).
+    pub modified: std::time::SystemTime,
 }
 
 /// An inclusive byte range `start..=end` of an object, already checked against its size.

@@ -1,0 +1,110 @@
+//! The client on storage directly (no server needed). Safe while a server
+//! runs on the same storage: every operation goes through the same
+//! crash-safe, GC-safe registry code the server uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Client, ClientError, ErrorKind, GcRequest, Jobs, Progress, Result, Tagged, Usage};
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::registry::error::{Code, RegistryError};
+use crate::registry::gc::{GcOptions, GcReport};
+use crate::registry::images::{ImageRef, ImageRow, Inspection};
+use crate::registry::ops::Deleted;
+use crate::registry::retention::{RetentionReport, Rule};
+
+pub struct Local {
+    reg: Arc<Registry>,
+    rules: Vec<Rule>,
+    grace: Duration,
+    upload_ttl: Duration,
+}
+
+impl Local {
+    pub fn new(reg: Arc<Registry>, config: &Config) -> Local {
+        Local {
+            reg,
+            rules: config.retention.clone(),
+            grace: config.gc.grace,
+            upload_ttl: config.storage.upload_ttl,
+        }
+    }
+
+    /// Opens the storage the config names.
+    pub fn open(config: &Config) -> Result<Local> {
+        let (reg, _) = crate::serve::open_registry(config)
+            .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
+        Ok(Local::new(reg, config))
+    }
+}
+
+impl From<RegistryError> for ClientError {
+    fn from(e: RegistryError) -> Self {
+        let kind = match e.code {
+            Code::BlobUnknown
+            | Code::BlobUploadUnknown
+            | Code::ManifestUnknown
+            | Code::NameUnknown => ErrorKind::NotFound,
+            Code::Busy => ErrorKind::Conflict,
+            Code::Internal => ErrorKind::Failed,
+            _ => ErrorKind::Invalid,
+        };
+        ClientError::new(kind, e.message)
+    }
+}
+
+#[async_trait]
+impl Client for Local {
+    async fn images(&self) -> Result<Vec<ImageRow>> {
+        Ok(self.reg.images().await?)
+    }
+
+    async fn inspect(&self, reference: &str) -> Result<Inspection> {
+        Ok(self.reg.inspect(&ImageRef::parse(reference)?).await?)
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
+        let src = ImageRef::parse(source)?;
+        let dst = ImageRef::parse(target)?;
+        let digest = self.reg.retag(&src, &dst).await?;
+        Ok(Tagged {
+            source: src.to_string(),
+            target: dst.to_string(),
+            digest: digest.to_string(),
+        })
+    }
+
+    async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
+        Ok(self
+            .reg
+            .delete_image(&ImageRef::parse(reference)?, dry_run)
+            .await?)
+    }
+
+    async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport> {
+        let opts = GcOptions {
+            dry_run: req.dry_run,
+            grace: req
+                .grace_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(self.grace),
+            upload_ttl: self.upload_ttl,
+        };
+        Ok(self.reg.gc(&opts, progress).await?)
+    }
+
+    async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {
+        Ok(self.reg.retention(&self.rules, dry_run).await?)
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        Ok(self.reg.usage().await?)
+    }
+
+    async fn jobs(&self) -> Result<Jobs> {
+        Ok(Jobs::default())
+    }
+}

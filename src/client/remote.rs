@@ -1,0 +1,134 @@
+//! The client over a running instance's admin API (`/api/v1/`).
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Client, ClientError, ErrorKind, GcRequest, Jobs, Progress, Result, Tagged, Usage};
+use crate::registry::gc::GcReport;
+use crate::registry::images::{ImageRow, Inspection};
+use crate::registry::ops::Deleted;
+use crate::registry::retention::RetentionReport;
+
+pub struct Remote {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(url: &str) -> Result<Remote> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::new(
+                ErrorKind::Invalid,
+                format!("--url {url:?} must start with http:// or https://"),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
+        Ok(Remote { base, http })
+    }
+
+    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let url = format!("{}/api/v1/{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            ClientError::new(
+                ErrorKind::Unreachable,
+                format!("cannot reach {}: {}", self.base, root_cause(&e)),
+            )
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| {
+            ClientError::new(
+                ErrorKind::Unreachable,
+                format!("reading the answer of {url}: {e}"),
+            )
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::new(
+                    ErrorKind::Failed,
+                    format!("{url} answered something unexpected: {e}"),
+                )
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: ClientError,
+        }
+        match serde_json::from_slice::<Envelope>(&bytes) {
+            Ok(env) => Err(env.error),
+            Err(_) => Err(ClientError::new(
+                match status {
+                    StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Denied,
+                    _ => ErrorKind::Failed,
+                },
+                format!("{url}: HTTP {status} (is this a nora server?)"),
+            )),
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn q(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[async_trait]
+impl Client for Remote {
+    async fn images(&self) -> Result<Vec<ImageRow>> {
+        self.call::<(), _>(Method::GET, "images", None).await
+    }
+
+    async fn inspect(&self, reference: &str) -> Result<Inspection> {
+        self.call::<(), _>(Method::GET, &format!("inspect?ref={}", q(reference)), None)
+            .await
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
+        let body = serde_json::json!({ "source": source, "target": target });
+        self.call(Method::POST, "tag", Some(&body)).await
+    }
+
+    async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
+        let body = serde_json::json!({ "reference": reference, "dry_run": dry_run });
+        self.call(Method::POST, "delete", Some(&body)).await
+    }
+
+    async fn gc(&self, req: &GcRequest, _progress: Progress<'_>) -> Result<GcReport> {
+        self.call(Method::POST, "gc", Some(req)).await
+    }
+
+    async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {
+        let body = serde_json::json!({ "dry_run": dry_run });
+        self.call(Method::POST, "retention", Some(&body)).await
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        self.call::<(), _>(Method::GET, "usage", None).await
+    }
+
+    async fn jobs(&self) -> Result<Jobs> {
+        self.call::<(), _>(Method::GET, "jobs", None).await
+    }
+}

@@ -1,0 +1,352 @@
+//! Online mark-and-sweep garbage collection of blobs, safe against
+//! concurrent pushes without blocking them.
+//!
+//! Roots are every manifest revision of every repository (so tagged images,
+//! untagged ones, index children and referrers all keep their blobs). A blob
+//! no manifest references, older than the grace period, is garbage: typically
+//! the layers of a deleted image, the bytes of a manifest deleted by digest, or
+//! an upload that never got a manifest.
+//!
+//! The protocol that makes it safe while pushes run:
+//! 1. mark: collect every digest referenced by any manifest revision;
+//! 2. quarantine: rename each unmarked, old-enough blob to `gc/trash/`;
+//! 3. mark again (only revisions not seen in step 1) and move back every
+//!    quarantined blob that is now referenced;
+//! 4. purge what is still in the trash.
+//!
+//! A manifest PUT writes its revision first and then checks that every blob it
+//! references is in place, moving it back from the trash if needed (see
+//! `Registry::ensure_blobs`). So whichever of the two runs second sees the
+//! other: either GC's second mark sees the new revision, or the PUT's check
+//! sees the quarantined blob (and restores it, or fails when it was already
+//! purged, so the client retries). Blob reads restore from the trash too,
+//! which heals a GC that was killed between steps 2 and 4.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::Registry;
+use super::digest::{Algorithm, Digest};
+use super::error::{Code, RegistryError, Result};
+use super::manifest::{self, Reference};
+use crate::storage::{Entry, StorageError, layout, once};
+
+/// How long a GC lock is honoured before another GC may take it over (a
+/// killed GC never releases its lock).
+const LOCK_STALE_AFTER: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    /// Blobs younger than this are never removed.
+    pub grace: Duration,
+    /// Upload sessions older than this are removed as well.
+    pub upload_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub repositories: u64,
+    pub manifests: u64,
+    pub blobs_scanned: u64,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    pub uploads_removed: u64,
+    pub duration_ms: u64,
+}
+
+/// Progress callbacks: (phase, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Send + Sync);
+
+struct Candidate {
+    digest: Digest,
+    size: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Registry {
+    pub async fn gc(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
+        let started = Instant::now();
+        self.gc_lock().await?;
+        let result = self.gc_locked(opts, progress).await;
+        let _ = self.storage.delete(layout::GC_LOCK).await;
+        let mut report = result?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    async fn gc_lock(&self) -> Result<()> {
+        let stamp = format!("{{\"started\":{}}}", unix_now());
+        for _ in 0..2 {
+            match self
+                .storage
+                .put_if_absent(layout::GC_LOCK, once(stamp.clone().into()))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StorageError::AlreadyExists(_)) => {
+                    let stale = self
+                        .storage
+                        .stat(layout::GC_LOCK)
+                        .await?
+                        .and_then(|m| m.modified.elapsed().ok())
+                        .is_some_and(|age| age > LOCK_STALE_AFTER);
+                    if !stale {
+                        return Err(RegistryError::new(
+                            Code::Busy,
+                            "another garbage collection is running",
+                        ));
+                    }
+                    self.storage.delete(layout::GC_LOCK).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RegistryError::new(Code::Busy, "could not take the gc lock"))
+    }
+
+    async fn gc_locked(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
+        let cutoff = SystemTime::now() - opts.grace;
+        let mut report = GcReport {
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        let mut marked = HashSet::new();
+        let mut seen = HashSet::new();
+        let (repos, manifests) = self.mark(&mut marked, &mut seen, progress).await?;
+        report.repositories = repos;
+        report.manifests = manifests;
+
+        let (candidates, scanned) = self.unreferenced_blobs(&marked, cutoff, progress).await?;
+        report.blobs_scanned = scanned;
+        let leftovers = self.trash_entries().await?;
+        if opts.dry_run {
+            report.blobs_removed = candidates.len() as u64;
+            report.bytes_freed = candidates.iter().map(|c| c.size).sum();
+            return Ok(report);
+        }
+
+        // Quarantine.
+        let total = candidates.len() as u64;
+        let mut trashed: Vec<Candidate> = Vec::new();
+        for (i, c) in candidates.into_iter().enumerate() {
+            match self
+                .storage
+                .rename(&layout::blob(&c.digest), &layout::trash(&c.digest))
+                .await
+            {
+                Ok(()) => trashed.push(c),
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            progress("quarantine", i as u64 + 1, total);
+        }
+        trashed.extend(leftovers);
+
+        // Second mark: whatever was pushed meanwhile keeps its blobs.
+        self.mark(&mut marked, &mut seen, progress).await?;
+        let total = trashed.len() as u64;
+        for (i, c) in trashed.into_iter().enumerate() {
+            if marked.contains(&c.digest) {
+                self.restore_from_trash(&c.digest).await?;
+            } else {
+                self.storage.delete(&layout::trash(&c.digest)).await?;
+                report.blobs_removed += 1;
+                report.bytes_freed += c.size;
+            }
+            progress("purge", i as u64 + 1, total);
+        }
+        report.uploads_removed = self.expire_uploads_older_than(opts.upload_ttl).await? as u64;
+        Ok(report)
+    }
+
+    /// Adds to `marked` every digest referenced by a revision not yet in
+    /// `seen`. Returns (repositories, manifests) counted.
+    async fn mark(
+        &self,
+        marked: &mut HashSet<Digest>,
+        seen: &mut HashSet<(String, Digest)>,
+        progress: Progress<'_>,
+    ) -> Result<(u64, u64)> {
+        let repos = self.catalog().await?;
+        let total = repos.len() as u64;
+        let mut manifests = 0;
+        for (i, repo) in repos.iter().enumerate() {
+            for d in self.revisions(repo).await? {
+                manifests += 1;
+                if !seen.insert((repo.clone(), d.clone())) {
+                    continue;
+                }
+                marked.insert(d.clone());
+                let body = match self.manifest_bytes(&d).await {
+                    Ok(b) => b,
+                    Err(_) => continue, // bytes missing: nothing further to keep
+                };
+                let ct = self.revision_media_type(repo, &d).await;
+                if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
+                    for r in parsed.references {
+                        match r {
+                            Reference::Blob(b) | Reference::Manifest(b) => marked.insert(b),
+                        };
+                    }
+                }
+            }
+            progress("mark", i as u64 + 1, total);
+        }
+        Ok((total, manifests))
+    }
+
+    async fn revision_media_type(&self, repo: &str, d: &Digest) -> Option<String> {
+        let raw = self
+            .storage
+            .read_small(&layout::revision(repo, d), 4096)
+            .await
+            .ok()?;
+        Some(String::from_utf8_lossy(&raw).trim().to_string())
+    }
+
+    /// Every manifest digest in `repo`.
+    pub async fn revisions(&self, repo: &str) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let prefix = format!("{}/_manifests/revisions/{}", layout::repository(repo), alg);
+            for e in self.storage.list(&prefix).await? {
+                if let Entry::Object(hex) = e
+                    && let Ok(d) = format!("{alg}:{hex}").parse()
+                {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Blobs not in `marked` and last written before `cutoff`; and how many
+    /// blobs were looked at.
+    async fn unreferenced_blobs(
+        &self,
+        marked: &HashSet<Digest>,
+        cutoff: SystemTime,
+        progress: Progress<'_>,
+    ) -> Result<(Vec<Candidate>, u64)> {
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let top = format!("{}/{alg}", layout::BLOBS);
+            let shards = self.storage.list(&top).await?;
+            let total = shards.len() as u64;
+            for (i, shard) in shards.into_iter().enumerate() {
+                let Entry::Prefix(shard) = shard else {
+                    continue;
+                };
+                for e in self.storage.list(&format!("{top}/{shard}")).await? {
+                    let Entry::Prefix(hex) = e else { continue };
+                    let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
+                        continue;
+                    };
+                    scanned += 1;
+                    if marked.contains(&d) {
+                        continue;
+                    }
+                    if let Some(meta) = self.storage.stat(&layout::blob(&d)).await?
+                        && meta.modified < cutoff
+                    {
+                        out.push(Candidate {
+                            digest: d,
+                            size: meta.size,
+                        });
+                    }
+                }
+                progress("scan", i as u64 + 1, total);
+            }
+        }
+        Ok((out, scanned))
+    }
+
+    /// How many blobs are stored, and their bytes.
+    pub async fn blob_totals(&self) -> Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0, 0);
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let top = format!("{}/{alg}", layout::BLOBS);
+            for shard in self.storage.list(&top).await? {
+                let Entry::Prefix(shard) = shard else {
+                    continue;
+                };
+                for e in self.storage.list(&format!("{top}/{shard}")).await? {
+                    let Entry::Prefix(hex) = e else { continue };
+                    let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
+                        continue;
+                    };
+                    if let Some(m) = self.storage.stat(&layout::blob(&d)).await? {
+                        n += 1;
+                        bytes += m.size;
+                    }
+                }
+            }
+        }
+        Ok((n, bytes))
+    }
+
+    /// What an interrupted GC left in the trash.
+    async fn trash_entries(&self) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let prefix = format!("{}/{alg}", layout::GC_TRASH);
+            for e in self.storage.list(&prefix).await? {
+                let Entry::Object(hex) = e else { continue };
+                let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
+                    continue;
+                };
+                let size = self
+                    .storage
+                    .stat(&layout::trash(&d))
+                    .await?
+                    .map(|m| m.size)
+                    .unwrap_or(0);
+                out.push(Candidate { digest: d, size });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves blob `d` back from the GC trash. True when it is in place after.
+    pub(super) async fn restore_from_trash(&self, d: &Digest) -> Result<bool> {
+        match self
+            .storage
+            .rename(&layout::trash(d), &layout::blob(d))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StorageError::NotFound(_)) => {
+                Ok(self.storage.stat(&layout::blob(d)).await?.is_some())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a manifest's revision is written: every blob it needs must be in
+    /// place (restored from a running GC's trash if it was just moved there).
+    pub(super) async fn ensure_blobs(&self, digests: &[Digest]) -> Result<()> {
+        for d in digests {
+            if self.storage.stat(&layout::blob(d)).await?.is_some() {
+                continue;
+            }
+            if !self.restore_from_trash(d).await? {
+                return Err(RegistryError::new(
+                    Code::ManifestBlobUnknown,
+                    format!("blob {d} was removed while the manifest was pushed; push it again"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

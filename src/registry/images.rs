@@ -1,0 +1,341 @@
+//! Operator views of what is stored: every tag with its digest, size,
+//! platforms and push time; and one image inspected in depth.
+
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use super::Registry;
+use super::digest::Digest;
+use super::error::{Code, RegistryError, Result};
+use super::manifest::{self, Descriptor, Kind};
+use super::manifests::Ref;
+use crate::storage::layout;
+
+/// One tag of one repository.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRow {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    /// Manifest, config and layers (for an index: every child's too), in bytes.
+    pub size: u64,
+    /// `os/arch[/variant]` of each image (one for an image, several for an index).
+    pub platforms: Vec<String>,
+    /// When the tag was last pushed, seconds since the Unix epoch.
+    pub pushed: u64,
+}
+
+/// A reference as operators write it: `repo:tag` or `repo@digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub repository: String,
+    pub reference: Ref,
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<ImageRef> {
+        let bad = || {
+            RegistryError::new(
+                Code::NameInvalid,
+                format!("invalid reference {s:?}: expected REPOSITORY:TAG or REPOSITORY@DIGEST"),
+            )
+        };
+        let (repo, reference) = if let Some((repo, digest)) = s.split_once('@') {
+            (repo, Ref::Digest(super::parse_digest(digest)?))
+        } else {
+            let slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+            let colon = s[slash..].rfind(':').map(|i| i + slash).ok_or_else(bad)?;
+            (&s[..colon], Ref::parse(&s[colon + 1..]).map_err(|_| bad())?)
+        };
+        super::check_name(repo)?;
+        Ok(ImageRef {
+            repository: repo.to_string(),
+            reference,
+        })
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reference {
+            Ref::Tag(t) => write!(f, "{}:{t}", self.repository),
+            Ref::Digest(d) => write!(f, "{}@{d}", self.repository),
+        }
+    }
+}
+
+/// An image in depth (`nora images inspect`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inspection {
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub tags: Vec<String>,
+    pub platforms: Vec<String>,
+    pub config: Option<ConfigSummary>,
+    pub layers: Vec<Descriptor>,
+    /// For an index: its child manifests.
+    pub manifests: Vec<Descriptor>,
+    pub referrers: Vec<Descriptor>,
+    pub manifest: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    pub media_type: String,
+    pub digest: String,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub created: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<RawChild>,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+struct RawChild {
+    #[serde(flatten)]
+    descriptor: Descriptor,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+struct Platform {
+    os: Option<String>,
+    architecture: Option<String>,
+    variant: Option<String>,
+}
+
+impl Platform {
+    fn label(&self) -> String {
+        let mut s = format!(
+            "{}/{}",
+            self.os.as_deref().unwrap_or("?"),
+            self.architecture.as_deref().unwrap_or("?")
+        );
+        if let Some(v) = &self.variant {
+            s.push('/');
+            s.push_str(v);
+        }
+        s
+    }
+}
+
+impl Registry {
+    /// Counts of what is stored, and the bytes of every blob.
+    pub async fn usage(&self) -> Result<crate::client::Usage> {
+        let repos = self.catalog().await?;
+        let mut tags = 0;
+        for r in &repos {
+            tags += self.tags(r).await.map(|t| t.len() as u64).unwrap_or(0);
+        }
+        let (blobs, bytes) = self.blob_totals().await?;
+        Ok(crate::client::Usage {
+            repositories: repos.len() as u64,
+            tags,
+            blobs,
+            bytes,
+        })
+    }
+
+    /// Every tag of every repository, sorted by repository then tag.
+    pub async fn images(&self) -> Result<Vec<ImageRow>> {
+        let mut rows = Vec::new();
+        for repo in self.catalog().await? {
+            let tags = match self.tags(&repo).await {
+                Ok(t) => t,
+                Err(e) if e.code == Code::NameUnknown => continue,
+                Err(e) => return Err(e),
+            };
+            for tag in tags {
+                if let Some(row) = self.image_row(&repo, &tag).await? {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn image_row(&self, repo: &str, tag: &str) -> Result<Option<ImageRow>> {
+        let (digest, media_type) = match self.manifest_resolve(repo, &Ref::Tag(tag.into())).await {
+            Ok(x) => x,
+            Err(e) if e.code == Code::ManifestUnknown => return Ok(None), // deleted meanwhile
+            Err(e) => return Err(e),
+        };
+        let pushed = self
+            .storage
+            .stat(&layout::tag(repo, tag))
+            .await?
+            .and_then(|m| m.modified.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (size, platforms) = self.size_and_platforms(repo, &digest, &media_type).await?;
+        Ok(Some(ImageRow {
+            repository: repo.to_string(),
+            tag: tag.to_string(),
+            digest: digest.to_string(),
+            media_type,
+            size,
+            platforms,
+            pushed,
+        }))
+    }
+
+    /// Total size (manifest + config + layers, recursively for an index) and
+    /// platforms. The platform of a plain image comes from its config.
+    async fn size_and_platforms(
+        &self,
+        repo: &str,
+        d: &Digest,
+        media_type: &str,
+    ) -> Result<(u64, Vec<String>)> {
+        let body = self.manifest_bytes(d).await?;
+        let raw: Raw = serde_json::from_slice(&body).map_err(|_| {
+            RegistryError::new(
+                Code::ManifestInvalid,
+                format!("stored manifest {d} is not JSON"),
+            )
+        })?;
+        let mut size = body.len() as u64;
+        match manifest::kind_of(media_type) {
+            Some(Kind::Index) => {
+                let mut platforms = Vec::new();
+                for child in &raw.manifests {
+                    size += child.descriptor.size;
+                    if let Ok(cd) = child.descriptor.digest.parse::<Digest>()
+                        && let Ok(cbody) = self.manifest_bytes(&cd).await
+                        && let Ok(craw) = serde_json::from_slice::<Raw>(&cbody)
+                    {
+                        size += craw.config.map(|c| c.size).unwrap_or(0);
+                        size += craw.layers.iter().map(|l| l.size).sum::<u64>();
+                    }
+                    if let Some(p) = &child.platform {
+                        platforms.push(p.label());
+                    }
+                }
+                let _ = repo;
+                Ok((size, platforms))
+            }
+            _ => {
+                size += raw.config.as_ref().map(|c| c.size).unwrap_or(0);
+                size += raw.layers.iter().map(|l| l.size).sum::<u64>();
+                let platform = match &raw.config {
+                    Some(c) => self.config_platform(c).await,
+                    None => None,
+                };
+                Ok((size, platform.into_iter().collect()))
+            }
+        }
+    }
+
+    async fn config_json(&self, c: &Descriptor) -> Option<serde_json::Value> {
+        let d: Digest = c.digest.parse().ok()?;
+        if c.size > 1024 * 1024 {
+            return None;
+        }
+        let raw = self
+            .storage
+            .read_small(&layout::blob(&d), 1024 * 1024)
+            .await
+            .ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    async fn config_platform(&self, c: &Descriptor) -> Option<String> {
+        let v = self.config_json(c).await?;
+        let p: Platform = serde_json::from_value(v).ok()?;
+        (p.os.is_some() || p.architecture.is_some()).then(|| p.label())
+    }
+
+    pub async fn inspect(&self, r: &ImageRef) -> Result<Inspection> {
+        let m = self.manifest_get(&r.repository, &r.reference).await?;
+        let raw: Raw = serde_json::from_slice(&m.body).map_err(|_| {
+            RegistryError::new(Code::ManifestInvalid, "stored manifest is not JSON")
+        })?;
+        let (size, platforms) = self
+            .size_and_platforms(&r.repository, &m.digest, &m.media_type)
+            .await?;
+        let config = match &raw.config {
+            Some(c) => Some(self.config_summary(c).await),
+            None => None,
+        };
+        let mut tags = Vec::new();
+        for t in self.tags(&r.repository).await.unwrap_or_default() {
+            if let Ok((d, _)) = self
+                .manifest_resolve(&r.repository, &Ref::Tag(t.clone()))
+                .await
+                && d == m.digest
+            {
+                tags.push(t);
+            }
+        }
+        Ok(Inspection {
+            repository: r.repository.clone(),
+            digest: m.digest.to_string(),
+            media_type: m.media_type,
+            size,
+            tags,
+            platforms,
+            config,
+            layers: raw.layers,
+            manifests: raw.manifests.into_iter().map(|c| c.descriptor).collect(),
+            referrers: self.referrers(&r.repository, &m.digest, None).await?,
+            manifest: serde_json::from_slice(&m.body).unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    async fn config_summary(&self, c: &Descriptor) -> ConfigSummary {
+        let v = self.config_json(c).await.unwrap_or_default();
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let inner = v.get("config");
+        let list = |k: &str| {
+            inner
+                .and_then(|i| i.get(k))
+                .and_then(|x| serde_json::from_value::<Vec<String>>(x.clone()).ok())
+        };
+        ConfigSummary {
+            media_type: c.media_type.clone(),
+            digest: c.digest.clone(),
+            architecture: s("architecture"),
+            os: s("os"),
+            created: s("created"),
+            entrypoint: list("Entrypoint"),
+            cmd: list("Cmd"),
+            labels: inner
+                .and_then(|i| i.get("Labels"))
+                .and_then(|x| serde_json::from_value(x.clone()).ok()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let r = ImageRef::parse("a/b:v1").unwrap();
+        assert_eq!(r.repository, "a/b");
+        assert_eq!(r.reference, Ref::Tag("v1".into()));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = ImageRef::parse(&format!("a/b@{d}")).unwrap();
+        assert_eq!(r.reference, Ref::Digest(d.parse().unwrap()));
+        assert_eq!(r.to_string(), format!("a/b@{d}"));
+        for bad in ["a/b", "A:v1", "a:", "a@sha256:zz", ":v1"] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
