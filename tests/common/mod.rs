@@ -163,7 +163,13 @@ impl Client {
         d
     }
 
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
         self.http
             .put(self.u(&format!("/v2/{repo}/manifests/{reference}")))
             .header("Content-Type", media_type)
