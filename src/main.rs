@@ -1,12 +1,17 @@
 //! nora: an artifact registry and its ops toolkit in one binary.
 
+// Wired to the CLI commands next (issue 4); until then parts are unused.
+#[allow(dead_code)]
 mod client;
 mod cmd;
 mod config;
 mod logging;
+#[allow(dead_code)]
 mod registry;
+#[allow(dead_code)]
 mod schedule;
 mod serve;
+#[allow(dead_code)]
 mod storage;
 
 use std::path::PathBuf;
