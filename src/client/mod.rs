@@ -94,8 +94,7 @@ pub struct Jobs {
     pub retention: JobStatus,
 }
 
-/// Progress of a long operation: (phase, done, total).
-pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Send + Sync);
+pub use crate::registry::gc::Progress;
 
 #[async_trait]
 pub trait Client: Send + Sync {

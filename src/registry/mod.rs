@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod manifests;
 pub mod names;
 pub mod ops;
+pub mod refglob;
 pub mod retention;
 pub mod uploads;
 

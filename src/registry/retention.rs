@@ -1,7 +1,8 @@
 //! Retention: declarative rules that remove old tags.
 //!
-//! Each rule's `match` is a glob on `REPOSITORY:TAG` (globset; `*` stays
-//! within one path component, `**` crosses `/`). How rules combine:
+//! Each rule's `match` is a glob on `REPOSITORY:TAG` (see refglob.rs:
+//! `**:dev-*` is every repository's dev-* tags; `*` stays within one path
+//! component of the repository, `**` crosses `/`). How rules combine:
 //! - a tag no rule matches is kept;
 //! - a tag matched by any `protect = true` rule is kept, whatever else matches;
 //! - otherwise the tag is removed only if *every* rule matching it would
@@ -19,7 +20,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
@@ -28,6 +28,7 @@ use super::error::{Code, RegistryError, Result};
 use super::images::ImageRow;
 use super::manifest::{self, Reference};
 use super::manifests::Ref;
+use super::refglob::RefGlob;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -63,18 +64,10 @@ pub struct RetentionReport {
     pub manifests_removed: u64,
 }
 
-pub fn glob(pattern: &str) -> std::result::Result<GlobMatcher, globset::Error> {
-    Ok(GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()?
-        .compile_matcher())
-}
-
 /// Checks rules once, at config load: globs compile, each rule does something.
 pub fn validate(rules: &[Rule]) -> std::result::Result<(), String> {
     for (i, r) in rules.iter().enumerate() {
-        Glob::new(&r.pattern)
-            .map_err(|e| format!("retention rule {}: bad glob {:?}: {e}", i + 1, r.pattern))?;
+        RefGlob::new(&r.pattern).map_err(|e| format!("retention rule {}: {e}", i + 1))?;
         if !r.protect && r.keep_last.is_none() && r.older_than.is_none() {
             return Err(format!(
                 "retention rule {} ({:?}) needs keep_last, older_than or protect = true",
@@ -100,19 +93,16 @@ fn describe(i: usize, r: &Rule) -> String {
 
 /// Decides which of `images` the rules remove, as of `now` (Unix seconds).
 pub fn plan(rules: &[Rule], images: &[ImageRow], now: u64) -> Result<Vec<Removal>> {
-    let matchers: Vec<GlobMatcher> = rules
+    let matchers: Vec<RefGlob> = rules
         .iter()
-        .map(|r| glob(&r.pattern))
+        .map(|r| RefGlob::new(&r.pattern))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| {
-            RegistryError::new(Code::ManifestInvalid, format!("bad retention glob: {e}"))
-        })?;
-    let name = |img: &ImageRow| format!("{}:{}", img.repository, img.tag);
+        .map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("retention: {e}")))?;
     // Per rule and repository: the rule's matching tags, newest first.
     let mut rank: BTreeMap<(usize, &str), Vec<(u64, &str)>> = BTreeMap::new();
     for img in images {
         for (i, m) in matchers.iter().enumerate() {
-            if m.is_match(name(img)) {
+            if m.is_match(&img.repository, &img.tag) {
                 rank.entry((i, &img.repository))
                     .or_default()
                     .push((img.pushed, &img.tag));
@@ -125,7 +115,7 @@ pub fn plan(rules: &[Rule], images: &[ImageRow], now: u64) -> Result<Vec<Removal
     let mut out = Vec::new();
     for img in images {
         let matching: Vec<usize> = (0..rules.len())
-            .filter(|&i| matchers[i].is_match(name(img)))
+            .filter(|&i| matchers[i].is_match(&img.repository, &img.tag))
             .collect();
         if matching.is_empty() || matching.iter().any(|&i| rules[i].protect) {
             continue;

@@ -1,7 +1,9 @@
 //! The HTTP server: routes, the accept loop, graceful shutdown and the
 //! background housekeeping.
 
+pub mod admin;
 pub mod health;
+pub mod jobs;
 pub mod oci;
 pub mod request_log;
 
@@ -15,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use warp::Filter;
 
+use crate::client::local::Local;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::storage::fs::FsStorage;
@@ -41,12 +44,15 @@ pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Arc<FsS
 pub fn routes(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
+    jobs: Arc<jobs::Scheduler>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
 + Clone
 + Send
 + Sync
 + 'static {
     health::routes(reg.clone())
+        .or(admin::routes(jobs))
+        .unify()
         .or(oci::routes(reg, public_url))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
@@ -74,9 +80,11 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         "nora listening on http://{local}"
     );
     spawn_housekeeping(reg.clone(), fs);
+    let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
+    jobs.start(&config);
 
     let public_url = config.server.public_url.as_deref().map(Arc::from);
-    let service = warp::service(routes(reg, public_url));
+    let service = warp::service(routes(reg, public_url, jobs));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {

@@ -1,0 +1,155 @@
+//! The admin API: JSON under `/api/v1/`, one endpoint per client operation,
+//! each answered by the same `client::local` the CLI uses on storage, so
+//! `--url` and direct storage give the same answers. Documented in
+//! `openapi.json` (served at `/api-docs/openapi.json`).
+//!
+//! Errors are `{"error": {"kind": ..., "message": ...}}` with a status that
+//! follows the kind (not_found 404, invalid 400, conflict 409, failed 500).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use warp::Filter;
+use warp::reply::Response;
+
+use super::jobs::Scheduler;
+use super::oci::response::{json, with_body};
+use crate::client::{Client, ClientError, ErrorKind, GcRequest};
+
+/// Request bodies are small JSON documents.
+const MAX_BODY: u64 = 64 * 1024;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn routes(
+    jobs: Arc<Scheduler>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    let docs = warp::path!("api-docs" / "openapi.json")
+        .and(warp::get())
+        .map(|| with_body(StatusCode::OK, "application/json", Bytes::from(OPENAPI)));
+    let api = warp::path("api")
+        .and(warp::path("v1"))
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .then(
+            move |tail: warp::path::Tail, method: Method, query: String, body: Bytes| {
+                let jobs = jobs.clone();
+                async move {
+                    match dispatch(&jobs, &method, tail.as_str(), &query, &body).await {
+                        Ok(r) => r,
+                        Err(e) => error(&e),
+                    }
+                }
+            },
+        );
+    docs.or(api).unify()
+}
+
+async fn dispatch(
+    jobs: &Scheduler,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<Response, ClientError> {
+    let client = jobs.client();
+    match (method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "images") => ok(&client.images().await?),
+        ("GET", "inspect") => {
+            let reference = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "ref")
+                .map(|(_, v)| v.into_owned())
+                .ok_or_else(|| invalid("the query parameter ref is required"))?;
+            ok(&client.inspect(&reference).await?)
+        }
+        ("POST", "tag") => {
+            let req: TagRequest = parse(body)?;
+            ok(&client.tag(&req.source, &req.target).await?)
+        }
+        ("POST", "delete") => {
+            let req: DeleteRequest = parse(body)?;
+            ok(&client.delete(&req.reference, req.dry_run).await?)
+        }
+        ("POST", "gc") => {
+            let req: GcRequest = parse(body)?;
+            ok(&jobs.gc(&req).await?)
+        }
+        ("POST", "retention") => {
+            let req: RetentionRequest = parse(body)?;
+            ok(&jobs.retention(req.dry_run).await?)
+        }
+        ("GET", "usage") => ok(&client.usage().await?),
+        ("GET", "jobs") => ok(&jobs.status()),
+        (
+            _,
+            p @ ("images" | "inspect" | "tag" | "delete" | "gc" | "retention" | "usage" | "jobs"),
+        ) => Err(ClientError::new(
+            ErrorKind::Invalid,
+            format!("method {method} not allowed on /api/v1/{p}"),
+        )),
+        (_, p) => Err(ClientError::new(
+            ErrorKind::NotFound,
+            format!("no such admin endpoint: /api/v1/{p}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagRequest {
+    source: String,
+    target: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    reference: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// An empty body means "all defaults".
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| invalid(&format!("bad request body: {e}")))
+}
+
+fn invalid(message: &str) -> ClientError {
+    ClientError::new(ErrorKind::Invalid, message)
+}
+
+fn ok<T: serde::Serialize>(value: &T) -> Result<Response, ClientError> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
+    Ok(json(StatusCode::OK, &value))
+}
+
+fn error(e: &ClientError) -> Response {
+    let status = match e.kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Denied => StatusCode::FORBIDDEN,
+        ErrorKind::Unreachable => StatusCode::BAD_GATEWAY,
+        ErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    json(status, &serde_json::json!({ "error": e }))
+}

@@ -1,0 +1,145 @@
+//! Maintenance jobs of a running server: gc and retention, on the configured
+//! schedule or on an admin API request, one at a time, each run logged and
+//! its outcome kept for `GET /api/v1/jobs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::client::local::Local;
+use crate::client::{Client, ClientError, GcRequest, JobStatus, Jobs, Result};
+use crate::config::Config;
+use crate::registry::gc::GcReport;
+use crate::registry::retention::RetentionReport;
+use crate::schedule::When;
+
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Gc,
+    Retention,
+}
+
+pub struct Scheduler {
+    client: Arc<Local>,
+    status: Mutex<Jobs>,
+    /// Held while a job runs: gc and retention never overlap in one process
+    /// (the gc lock in storage also keeps other processes out).
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Scheduler {
+    pub fn new(client: Arc<Local>) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            client,
+            status: Mutex::new(Jobs::default()),
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn client(&self) -> &Local {
+        &self.client
+    }
+
+    /// Starts the scheduled loops the config asks for. The schedules were
+    /// validated when the config was loaded.
+    pub fn start(self: &Arc<Self>, config: &Config) {
+        for (job, spec) in [
+            (Job::Gc, &config.schedule.gc),
+            (Job::Retention, &config.schedule.retention),
+        ] {
+            let Some(spec) = spec.clone() else { continue };
+            let when = match When::parse(&spec) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(job = ?job, error = %e, "bad schedule, job disabled");
+                    continue;
+                }
+            };
+            self.update(job, |s| s.schedule = Some(spec.clone()));
+            let me = self.clone();
+            tokio::spawn(async move { me.run_on_schedule(job, when).await });
+        }
+    }
+
+    pub fn status(&self) -> Jobs {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub async fn gc(&self, req: &GcRequest) -> Result<GcReport> {
+        let _one = self.running.lock().await;
+        self.update(Job::Gc, |s| s.running = true);
+        let result = self.client.gc(req, &|_, _, _| {}).await;
+        self.finish(Job::Gc, &result);
+        result
+    }
+
+    pub async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {
+        let _one = self.running.lock().await;
+        self.update(Job::Retention, |s| s.running = true);
+        let result = self.client.retention(dry_run).await;
+        self.finish(Job::Retention, &result);
+        result
+    }
+
+    async fn run_on_schedule(&self, job: Job, when: When) {
+        loop {
+            let Some(next) = when.next(SystemTime::now()) else {
+                tracing::warn!(job = ?job, "schedule has no next run, job stopped");
+                return;
+            };
+            self.update(job, |s| s.next_run = Some(unix(next)));
+            let wait = next
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+            tracing::info!(job = ?job, "scheduled run starting");
+            match job {
+                Job::Gc => {
+                    let req = GcRequest {
+                        dry_run: false,
+                        grace_seconds: None,
+                    };
+                    let _ = self.gc(&req).await;
+                }
+                Job::Retention => {
+                    let _ = self.retention(false).await;
+                }
+            }
+        }
+    }
+
+    fn finish<T: serde::Serialize>(&self, job: Job, result: &std::result::Result<T, ClientError>) {
+        let outcome = match result {
+            Ok(report) => {
+                let value = serde_json::to_value(report).unwrap_or_default();
+                tracing::info!(job = ?job, report = %value, "job finished");
+                value
+            }
+            Err(e) => {
+                tracing::warn!(job = ?job, error = %e, "job failed");
+                serde_json::json!({ "error": e })
+            }
+        };
+        self.update(job, |s| {
+            s.running = false;
+            s.last_run = Some(unix(SystemTime::now()));
+            s.last_result = Some(outcome);
+        });
+    }
+
+    fn update(&self, job: Job, f: impl FnOnce(&mut JobStatus)) {
+        let mut jobs = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        f(match job {
+            Job::Gc => &mut jobs.gc,
+            Job::Retention => &mut jobs.retention,
+        });
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
