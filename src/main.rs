@@ -1,34 +1,44 @@
 //! nora: an artifact registry and its ops toolkit in one binary.
 
-// Wired to the CLI commands next (issue 4); until then parts are unused.
-#[allow(dead_code)]
 mod client;
 mod cmd;
 mod config;
 mod logging;
-#[allow(dead_code)]
 mod registry;
-#[allow(dead_code)]
 mod schedule;
 mod serve;
-#[allow(dead_code)]
 mod storage;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  the operation failed (unknown reference, unreachable server, storage error)
+  2  usage error (bad arguments, bad reference or glob, bad configuration)
+
+Environment:
+  NORA_CONFIG  configuration file     NORA_URL  admin API of a running nora
+  NO_COLOR     no colours             NORA_*    any setting (see the README)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "nora",
     version,
-    about = "An artifact registry and its ops toolkit in one binary"
+    about = "An artifact registry and its ops toolkit in one binary",
+    after_long_help = EXIT_STATUS
 )]
 struct Cli {
     /// Configuration file (default: ./config.toml when present)
     #[arg(long, global = true, env = "NORA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+
+    #[command(flatten)]
+    global: ui::Global,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -38,25 +48,56 @@ struct Cli {
 enum Command {
     /// Run the registry server (the default when no command is given)
     Serve(cmd::serve::ServeArgs),
+    /// List and inspect images
+    Images(cmd::images::ImagesArgs),
+    /// Tag an image under another name, without copying blobs
+    Tag(cmd::tag::TagArgs),
+    /// Delete tags or manifests
+    Delete(cmd::delete::DeleteArgs),
+    /// Garbage-collect unreferenced blobs and manifests (online)
+    Gc(cmd::gc::GcArgs),
+    /// Remove old tags by the configured [[retention]] rules
+    Retention(cmd::retention::RetentionArgs),
+    /// Print shell completions, or write man pages
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::Config::load(cli.config.as_deref()) {
+    let command = cli.command.unwrap_or(Command::Serve(Default::default()));
+    if let Command::Completions(args) = command {
+        return exit(cmd::completions::run::<Cli>(args));
+    }
+    let mut config = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("nora: {e}");
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve(Default::default())) {
-        Command::Serve(args) => cmd::serve::run(args, config),
-    };
+    if let Some(dir) = &cli.global.data_dir {
+        config.storage.path = dir.clone();
+    }
+    if let Command::Serve(args) = command {
+        return exit(cmd::serve::run(args, config).map_err(ui::Failure::Failed));
+    }
+    let ui = ui::Ui::new(cli.global, config);
+    exit(match command {
+        Command::Images(args) => cmd::images::run(args, ui),
+        Command::Tag(args) => cmd::tag::run(args, ui),
+        Command::Delete(args) => cmd::delete::run(args, ui),
+        Command::Gc(args) => cmd::gc::run(args, ui),
+        Command::Retention(args) => cmd::retention::run(args, ui),
+        Command::Serve(_) | Command::Completions(_) => Ok(()),
+    })
+}
+
+fn exit(result: ui::CmdResult) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nora: {e}");
-            ExitCode::FAILURE
+        Err(f) => {
+            eprintln!("nora: {}", f.message());
+            ExitCode::from(f.exit_code())
         }
     }
 }

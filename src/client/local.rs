@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Client, ClientError, ErrorKind, GcRequest, Jobs, Progress, Result, Tagged, Usage};
+use super::{Client, ClientError, ErrorKind, GcRequest, Progress, Result, Tagged, Usage};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::registry::error::{Code, RegistryError};
@@ -56,6 +56,17 @@ impl From<RegistryError> for ClientError {
     }
 }
 
+/// Names the reference in a not-found error: "no such image a:1 (...)".
+fn about(reference: &str) -> impl Fn(RegistryError) -> ClientError + '_ {
+    move |e| {
+        let mut e = ClientError::from(e);
+        if e.kind == ErrorKind::NotFound {
+            e.message = format!("no such image {reference} ({})", e.message);
+        }
+        e
+    }
+}
+
 #[async_trait]
 impl Client for Local {
     async fn images(&self) -> Result<Vec<ImageRow>> {
@@ -63,13 +74,14 @@ impl Client for Local {
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {
-        Ok(self.reg.inspect(&ImageRef::parse(reference)?).await?)
+        let r = ImageRef::parse(reference)?;
+        self.reg.inspect(&r).await.map_err(about(reference))
     }
 
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
         let src = ImageRef::parse(source)?;
         let dst = ImageRef::parse(target)?;
-        let digest = self.reg.retag(&src, &dst).await?;
+        let digest = self.reg.retag(&src, &dst).await.map_err(about(source))?;
         Ok(Tagged {
             source: src.to_string(),
             target: dst.to_string(),
@@ -78,10 +90,11 @@ impl Client for Local {
     }
 
     async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
-        Ok(self
-            .reg
-            .delete_image(&ImageRef::parse(reference)?, dry_run)
-            .await?)
+        let r = ImageRef::parse(reference)?;
+        self.reg
+            .delete_image(&r, dry_run)
+            .await
+            .map_err(about(reference))
     }
 
     async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport> {
@@ -102,9 +115,5 @@ impl Client for Local {
 
     async fn usage(&self) -> Result<Usage> {
         Ok(self.reg.usage().await?)
-    }
-
-    async fn jobs(&self) -> Result<Jobs> {
-        Ok(Jobs::default())
     }
 }

@@ -106,6 +106,4 @@ pub trait Client: Send + Sync {
     async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport>;
     async fn retention(&self, dry_run: bool) -> Result<RetentionReport>;
     async fn usage(&self) -> Result<Usage>;
-    /// Scheduled jobs (a server's; direct storage access has none running).
-    async fn jobs(&self) -> Result<Jobs>;
 }

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Client, ClientError, ErrorKind, GcRequest, Jobs, Progress, Result, Tagged, Usage};
+use super::{Client, ClientError, ErrorKind, GcRequest, Progress, Result, Tagged, Usage};
 use crate::registry::gc::GcReport;
 use crate::registry::images::{ImageRow, Inspection};
 use crate::registry::ops::Deleted;
@@ -126,9 +126,5 @@ impl Client for Remote {
 
     async fn usage(&self) -> Result<Usage> {
         self.call::<(), _>(Method::GET, "usage", None).await
-    }
-
-    async fn jobs(&self) -> Result<Jobs> {
-        self.call::<(), _>(Method::GET, "jobs", None).await
     }
 }

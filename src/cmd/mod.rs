@@ -1,3 +1,9 @@
 //! One module per subcommand: its arguments and a `run` function.
 
+pub mod completions;
+pub mod delete;
+pub mod gc;
+pub mod images;
+pub mod retention;
 pub mod serve;
+pub mod tag;

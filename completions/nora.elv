@@ -1,0 +1,244 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[nora] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'nora'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'nora'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the registry server (the default when no command is given)'
+            cand images 'List and inspect images'
+            cand tag 'Tag an image under another name, without copying blobs'
+            cand delete 'Delete tags or manifests'
+            cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
+            cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand completions 'Print shell completions, or write man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;serve'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;images'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand ls 'List repositories and tags with digest, size, platforms and push time'
+            cand list 'List repositories and tags with digest, size, platforms and push time'
+            cand inspect 'Show one image: manifest, config summary, layers, referrers'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;images;ls'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;images;list'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;images;inspect'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;images;help'= {
+            cand ls 'List repositories and tags with digest, size, platforms and push time'
+            cand inspect 'Show one image: manifest, config summary, layers, referrers'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;images;help;ls'= {
+        }
+        &'nora;images;help;inspect'= {
+        }
+        &'nora;images;help;help'= {
+        }
+        &'nora;tag'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;delete'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'Show what would be deleted, delete nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;gc'= {
+            cand --grace 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'Report what would be removed, remove nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;retention'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'List each tag that would go and the rule that removes it; remove nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;completions'= {
+            cand --dir 'Write files into this directory instead of printing (required for man)'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;help'= {
+            cand serve 'Run the registry server (the default when no command is given)'
+            cand images 'List and inspect images'
+            cand tag 'Tag an image under another name, without copying blobs'
+            cand delete 'Delete tags or manifests'
+            cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
+            cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand completions 'Print shell completions, or write man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;help;serve'= {
+        }
+        &'nora;help;images'= {
+            cand ls 'List repositories and tags with digest, size, platforms and push time'
+            cand inspect 'Show one image: manifest, config summary, layers, referrers'
+        }
+        &'nora;help;images;ls'= {
+        }
+        &'nora;help;images;inspect'= {
+        }
+        &'nora;help;tag'= {
+        }
+        &'nora;help;delete'= {
+        }
+        &'nora;help;gc'= {
+        }
+        &'nora;help;retention'= {
+        }
+        &'nora;help;completions'= {
+        }
+        &'nora;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

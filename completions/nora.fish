@@ -1,0 +1,170 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nora_global_optspecs
+    string join \n config= url= data-dir= o/output= q/quiet v/verbose no-color h/help V/version
+end
+
+function __fish_nora_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nora_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nora_using_subcommand
+    set -l cmd (__fish_nora_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nora -n "__fish_nora_needs_command" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_needs_command" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_needs_command" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_needs_command" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_needs_command" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_needs_command" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_needs_command" -s V -l version -d 'Print version'
+complete -c nora -n "__fish_nora_needs_command" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_needs_command" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_needs_command" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_needs_command" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_needs_command" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_needs_command" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_needs_command" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand serve" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand serve" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand serve" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand serve" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand serve" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand serve" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "list" -d 'List repositories and tags with digest, size, platforms and push time'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand tag" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand tag" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand tag" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand tag" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand tag" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand tag" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand tag" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand tag" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand delete" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand delete" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand delete" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand delete" -l dry-run -d 'Show what would be deleted, delete nothing'
+complete -c nora -n "__fish_nora_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c nora -n "__fish_nora_using_subcommand delete" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand delete" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand delete" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand gc" -l grace -d 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h' -r
+complete -c nora -n "__fish_nora_using_subcommand gc" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand gc" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand gc" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand gc" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand gc" -l dry-run -d 'Report what would be removed, remove nothing'
+complete -c nora -n "__fish_nora_using_subcommand gc" -s y -l yes -d 'Do not ask for confirmation'
+complete -c nora -n "__fish_nora_using_subcommand gc" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand gc" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand gc" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand retention" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand retention" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand retention" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand retention" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand retention" -l dry-run -d 'List each tag that would go and the rule that removes it; remove nothing'
+complete -c nora -n "__fish_nora_using_subcommand retention" -s y -l yes -d 'Do not ask for confirmation'
+complete -c nora -n "__fish_nora_using_subcommand retention" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand retention" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand retention" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand retention" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand completions" -l dir -d 'Write files into this directory instead of printing (required for man)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand completions" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand completions" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand completions" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand completions" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand completions" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand completions" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
+complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'

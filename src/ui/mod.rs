@@ -1,0 +1,207 @@
+//! What every operator command shares: the global flags, choosing the client
+//! (`--url` or storage), how results are printed (human on a TTY, machine
+//! elsewhere), confirmation prompts and exit codes.
+
+pub mod format;
+pub mod table;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::client::local::Local;
+use crate::client::remote::Remote;
+use crate::client::{Client, ClientError, ErrorKind};
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Aligned columns for people (the default).
+    #[default]
+    Table,
+    /// Every column, full digests and times.
+    Wide,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Global {
+    /// Operate on a running nora through its admin API instead of on storage
+    #[arg(long, global = true, env = "NORA_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Storage directory to operate on (overrides [storage] path)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Print only what was asked for: no progress, no summaries
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log what happens on stderr (-vv for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No colours (also when NO_COLOR is set or stdout is not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// Why a command failed, and so its exit code: 2 for a usage error (bad
+/// arguments, bad reference), 1 for an operation that failed.
+#[derive(Debug)]
+pub enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Failed(_) => 1,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Failed(m) => m,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match e.kind {
+            ErrorKind::Invalid => Failure::Usage(e.message),
+            _ => Failure::Failed(e.message),
+        }
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+/// The context a command runs in.
+pub struct Ui {
+    pub global: Global,
+    pub config: Config,
+    /// stdout is a terminal: human sizes and times, colours.
+    pub tty: bool,
+    pub color: bool,
+}
+
+impl Ui {
+    pub fn new(global: Global, config: Config) -> Ui {
+        let tty = std::io::stdout().is_terminal();
+        let color =
+            tty && !global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        init_logging(global.verbose);
+        Ui {
+            global,
+            config,
+            tty,
+            color,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.output == Output::Json
+    }
+
+    /// Progress bars and prompts go to stderr, and only to a person.
+    pub fn interactive(&self) -> bool {
+        !self.global.quiet && !self.json() && std::io::stderr().is_terminal()
+    }
+
+    /// The client the flags ask for: the admin API of `--url`, else the
+    /// configured storage, which must exist (so a typo in `--data-dir` is not
+    /// an empty registry).
+    pub fn client(&self) -> Result<Box<dyn Client>, Failure> {
+        if let Some(url) = &self.global.url {
+            return Ok(Box::new(Remote::new(url)?));
+        }
+        let path = &self.config.storage.path;
+        if !path.is_dir() {
+            return Err(Failure::Failed(format!(
+                "no nora storage at {} (use --data-dir, --config, or --url for a running server)",
+                path.display()
+            )));
+        }
+        Ok(Box::new(Local::open(&self.config)?))
+    }
+
+    /// Prints `value` as pretty JSON on stdout.
+    pub fn print_json<T: serde::Serialize>(&self, value: &T) -> CmdResult {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| Failure::Failed(format!("cannot encode the answer: {e}")))?;
+        println!("{text}");
+        Ok(())
+    }
+
+    /// Asks before a destructive step when a person is at the terminal and
+    /// did not pass `--yes`; elsewhere (cron, CI) goes ahead.
+    pub fn confirm(&self, yes: bool, question: &str) -> CmdResult {
+        if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return Ok(());
+        }
+        let answer = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(|e| Failure::Failed(format!("cannot read the answer: {e}")))?;
+        if answer {
+            Ok(())
+        } else {
+            Err(Failure::Failed("cancelled, nothing changed".into()))
+        }
+    }
+
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Operator commands log warnings only, unless asked for more.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs a command's async body on a small runtime of its own.
+pub fn block_on<T, F: std::future::Future<Output = Result<T, Failure>>>(
+    f: F,
+) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?
+        .block_on(f)
+}
