@@ -253,6 +253,30 @@ const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "NORA_GC_GRACE",
+        key: "gc.grace",
+        set: |c, v| {
+            c.gc.grace = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_SCHEDULE_GC",
+        key: "schedule.gc",
+        set: |c, v| {
+            c.schedule.gc = Some(v.into()).filter(|v: &String| !v.is_empty());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_SCHEDULE_RETENTION",
+        key: "schedule.retention",
+        set: |c, v| {
+            c.schedule.retention = Some(v.into()).filter(|v: &String| !v.is_empty());
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "NORA_LOG_LEVEL",
         key: "log.level",
         set: |c, v| {

@@ -20,7 +20,7 @@ use super::oci::response::{json, with_body};
 use crate::client::{Client, ClientError, ErrorKind, GcRequest};
 
 /// Request bodies are small JSON documents.
-const MAX_BODY: u64 = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -35,16 +35,16 @@ pub fn routes(
         .and(warp::path::tail())
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
         .then(
-            move |tail: warp::path::Tail, method: Method, query: String, body: Bytes| {
+            move |tail: warp::path::Tail, method: Method, query: String, body| {
                 let jobs = jobs.clone();
                 async move {
-                    match dispatch(&jobs, &method, tail.as_str(), &query, &body).await {
-                        Ok(r) => r,
-                        Err(e) => error(&e),
-                    }
+                    let result = match read_body(body).await {
+                        Ok(body) => dispatch(&jobs, &method, tail.as_str(), &query, &body).await,
+                        Err(e) => Err(e),
+                    };
+                    result.unwrap_or_else(|e| error(&e))
                 }
             },
         );
@@ -120,6 +120,28 @@ struct DeleteRequest {
 struct RetentionRequest {
     #[serde(default)]
     dry_run: bool,
+}
+
+/// Reads a request body of at most MAX_BODY bytes (GETs have none, and
+/// chunked bodies have no Content-Length to check up front).
+async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ClientError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| invalid(&format!("reading the request body: {e}")))?;
+        if out.len() + chunk.remaining() > MAX_BODY {
+            return Err(invalid(&format!(
+                "request body larger than {MAX_BODY} bytes"
+            )));
+        }
+        out.extend_from_slice(chunk.chunk());
+    }
+    Ok(out)
 }
 
 /// An empty body means "all defaults".

@@ -2,6 +2,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod docs;
+mod ops;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Stdio};

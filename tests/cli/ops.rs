@@ -1,0 +1,449 @@
+//! The operator commands, each in human and JSON form, against `--url` (a
+//! running server's admin API) and against storage directly, with the same
+//! answers.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::common::{self, Server};
+use super::nora;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// Runs nora with `args`, expecting exit `code`; returns (stdout, stderr).
+fn run(args: &[&str], code: i32) -> (String, String) {
+    let out = nora().env("NO_COLOR", "1").args(args).output().unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "nora {args:?}\nstdout: {so}\nstderr: {se}"
+    );
+    (so, se)
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (so, _) = run(&all, 0);
+    serde_json::from_str(&so).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {so}"))
+}
+
+/// The two ways to reach a registry: its admin API and its storage.
+fn both<'a>(server: &'a Server) -> [[&'a str; 2]; 2] {
+    [
+        ["--url", server.url.as_str()],
+        ["--data-dir", server.data.to_str().unwrap()],
+    ]
+}
+
+fn with<'a>(via: &[&'a str; 2], args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(via);
+    v
+}
+
+fn seed(server: &Server) -> (String, String) {
+    let c = server.client();
+    rt().block_on(async {
+        let (a, _) = c.push_image("team/app", "v1", b"layer one").await;
+        let (b, _) = c.push_image("team/app", "dev-1", b"layer two").await;
+        c.push_image("other", "latest", b"layer three").await;
+        (a, b)
+    })
+}
+
+fn tag_digest(server: &Server, repo: &str, tag: &str) -> Option<String> {
+    let c = server.client();
+    rt().block_on(async {
+        let r = c
+            .http
+            .head(c.u(&format!("/v2/{repo}/manifests/{tag}")))
+            .header("Accept", common::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        (r.status() == 200).then(|| {
+            r.headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+    })
+}
+
+#[test]
+fn images_ls_and_inspect_agree_over_url_and_storage() {
+    let server = Server::start();
+    let (v1, _) = seed(&server);
+    let [remote, local] = both(&server);
+
+    let a = json(&with(&remote, &["images", "ls"]));
+    let b = json(&with(&local, &["images", "ls"]));
+    assert_eq!(a, b);
+    let names: Vec<String> = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["repository"].as_str().unwrap(),
+                r["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["other:latest", "team/app:dev-1", "team/app:v1"]);
+    assert_eq!(a[2]["digest"], v1.as_str());
+    assert_eq!(a[2]["platforms"], serde_json::json!(["linux/amd64"]));
+    assert!(a[2]["size"].as_u64().unwrap() > 0);
+
+    for via in [&remote, &local] {
+        // Globs: REPO:TAG, ** across components, repository-only.
+        let rows = json(&with(via, &["images", "ls", "**:dev-*"]));
+        assert_eq!(rows.as_array().unwrap().len(), 1);
+        assert_eq!(rows[0]["tag"], "dev-1");
+        let rows = json(&with(via, &["images", "ls", "team/*"]));
+        assert_eq!(rows.as_array().unwrap().len(), 2);
+
+        let (table, _) = run(&with(via, &["images", "ls"]), 0);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("REPOSITORY  TAG"), "{table}");
+        assert!(lines[3].starts_with("team/app    v1"), "{table}");
+        assert!(lines[3].contains(&v1[..19]), "short digest in {table}");
+        let (wide, _) = run(&with(via, &["images", "ls", "-o", "wide"]), 0);
+        assert!(wide.contains(&v1) && wide.contains("MEDIA TYPE"), "{wide}");
+        let (quiet, _) = run(&with(via, &["images", "ls", "-q", "team/**"]), 0);
+        assert_eq!(quiet, "team/app:dev-1\nteam/app:v1\n");
+    }
+
+    let a = json(&with(&remote, &["images", "inspect", "team/app:v1"]));
+    let b = json(&with(&local, &["images", "inspect", "team/app:v1"]));
+    assert_eq!(a, b);
+    assert_eq!(a["digest"], v1.as_str());
+    assert_eq!(a["tags"], serde_json::json!(["v1"]));
+    assert_eq!(a["config"]["os"], "linux");
+    assert_eq!(a["layers"].as_array().unwrap().len(), 1);
+    let (human, _) = run(&with(&remote, &["images", "inspect", "team/app:v1"]), 0);
+    assert!(
+        human.contains(&v1) && human.contains("Layers (1)"),
+        "{human}"
+    );
+}
+
+#[test]
+fn tag_and_delete_over_url_and_storage() {
+    let server = Server::start();
+    let (v1, _) = seed(&server);
+    let [remote, local] = both(&server);
+
+    let t = json(&with(&remote, &["tag", "team/app:v1", "team/app:stable"]));
+    assert_eq!(t["digest"], v1.as_str());
+    let (out, _) = run(&with(&local, &["tag", "team/app:v1", "mirror/app:v1"]), 0);
+    assert!(
+        out.starts_with("Tagged team/app:v1 as mirror/app:v1"),
+        "{out}"
+    );
+    assert_eq!(
+        tag_digest(&server, "team/app", "stable").as_deref(),
+        Some(v1.as_str())
+    );
+    assert_eq!(
+        tag_digest(&server, "mirror/app", "v1").as_deref(),
+        Some(v1.as_str())
+    );
+
+    // Dry run deletes nothing; the real thing does (no TTY: no prompt).
+    let d = json(&with(&remote, &["delete", "--dry-run", "team/app:stable"]));
+    assert_eq!(d[0]["digest"], v1.as_str());
+    assert!(tag_digest(&server, "team/app", "stable").is_some());
+    let (out, _) = run(&with(&local, &["delete", "team/app:stable"]), 0);
+    assert!(out.contains("Deleted team/app:stable"), "{out}");
+    assert!(tag_digest(&server, "team/app", "stable").is_none());
+    let by_digest = format!("mirror/app@{v1}");
+    let d = json(&with(&remote, &["delete", "--yes", &by_digest]));
+    assert_eq!(d[0]["manifest"], true);
+    assert_eq!(d[0]["tags"], serde_json::json!(["v1"]));
+    assert!(tag_digest(&server, "mirror/app", "v1").is_none());
+    // The source repository keeps its image.
+    assert_eq!(
+        tag_digest(&server, "team/app", "v1").as_deref(),
+        Some(v1.as_str())
+    );
+
+    // One bad reference among good ones: nothing is deleted.
+    for via in [&remote, &local] {
+        let (_, err) = run(&with(via, &["delete", "team/app:v1", "team/app:nope"]), 1);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("team/app:nope"), "{err}");
+        assert!(tag_digest(&server, "team/app", "v1").is_some());
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_the_right_exit_code() {
+    let server = Server::start();
+    seed(&server);
+    let [remote, local] = both(&server);
+    for via in [&remote, &local] {
+        for (args, code) in [
+            (vec!["images", "inspect", "team/app:nope"], 1),
+            (vec!["images", "inspect", "Team/App:v1"], 2),
+            (vec!["images", "inspect", "no-tag"], 2),
+            (vec!["images", "ls", "team/[a"], 2),
+            (vec!["tag", "team/app:nope", "team/app:x"], 1),
+            (vec!["tag", "team/app:v1", "bad..name:x"], 2),
+            (vec!["delete", "team/app@sha256:zz"], 2),
+        ] {
+            let (_, err) = run(&with(via, &args), code);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("nora: "), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let (_, err) = run(&["images", "ls", "--url", "http://127.0.0.1:1"], 1);
+    assert!(err.contains("cannot reach http://127.0.0.1:1"), "{err}");
+    let (_, err) = run(&["images", "ls", "--url", "ftp://x"], 2);
+    assert!(err.contains("http://"), "{err}");
+    let (_, err) = run(&["images", "ls", "--data-dir", "/nonexistent/nora"], 1);
+    assert!(
+        err.contains("no nora storage at /nonexistent/nora"),
+        "{err}"
+    );
+    run(&["delete"], 2);
+    run(&["gc", "--grace", "soon"], 2);
+}
+
+/// An unreferenced blob older than the grace period goes; a referenced one stays.
+#[test]
+fn gc_over_url_and_storage() {
+    let server = Server::start();
+    let (v1, _) = seed(&server);
+    let c = server.client();
+    let [remote, local] = both(&server);
+    for (i, via) in [&remote, &local].into_iter().enumerate() {
+        let orphan = rt().block_on(c.push_blob("team/app", format!("orphan {i}").as_bytes()));
+        let dry = json(&with(via, &["gc", "--dry-run", "--grace", "0s"]));
+        assert_eq!(dry["dry_run"], true);
+        assert_eq!(dry["blobs_removed"], 1, "{dry}");
+        assert!(blob_exists(&server, &orphan));
+        let report = json(&with(via, &["gc", "--grace", "0s"]));
+        assert_eq!(report["blobs_removed"], 1, "{report}");
+        assert_eq!(report["bytes_freed"], 8);
+        assert!(!blob_exists(&server, &orphan));
+        let (human, _) = run(&with(via, &["gc", "--grace", "0s", "--yes"]), 0);
+        assert!(human.contains("removed 0 blobs"), "{human}");
+    }
+    // With the default grace (1 h) a fresh orphan is safe.
+    let orphan = rt().block_on(c.push_blob("team/app", b"young"));
+    let report = json(&with(&remote, &["gc"]));
+    assert_eq!(report["blobs_removed"], 0);
+    assert!(blob_exists(&server, &orphan));
+    assert_eq!(
+        tag_digest(&server, "team/app", "v1").as_deref(),
+        Some(v1.as_str())
+    );
+}
+
+fn blob_exists(server: &Server, digest: &str) -> bool {
+    let c = server.client();
+    rt().block_on(async {
+        c.http
+            .head(c.u(&format!("/v2/team/app/blobs/{digest}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+}
+
+fn retention_config(dir: &Path) -> String {
+    let path = dir.join("retention.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[retention]]
+match = "**:dev-*"
+keep_last = 1
+
+[[retention]]
+match = "team/app:dev-keep"
+protect = true
+"#,
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn retention_dry_run_then_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = retention_config(dir.path());
+    let data = dir.path().join("data");
+    let server = Server::start_on(&data, &[("NORA_CONFIG", &config)]);
+    let c = server.client();
+    rt().block_on(async {
+        for (i, tag) in ["dev-1", "dev-keep", "dev-2", "dev-3", "v1"]
+            .iter()
+            .enumerate()
+        {
+            c.push_image("team/app", tag, format!("layer {i}").as_bytes())
+                .await;
+            // Distinct push times, so "the last one" is well defined.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+    });
+    let local = ["--data-dir", data.to_str().unwrap()];
+    let remote = ["--url", server.url.as_str()];
+    let plan_local = json(&[&local[..], &["--config", &config, "retention", "--dry-run"]].concat());
+    let plan_remote = json(&[&remote[..], &["retention", "--dry-run"]].concat());
+    assert_eq!(plan_local, plan_remote);
+    let gone: Vec<&str> = plan_local["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(gone, ["dev-1", "dev-2"], "{plan_local}");
+    assert!(
+        plan_local["removals"][0]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("**:dev-*")
+    );
+    let (human, _) = run(&[&remote[..], &["retention", "--dry-run"]].concat(), 0);
+    assert!(human.contains("would remove team/app:dev-1"), "{human}");
+    assert!(tag_digest(&server, "team/app", "dev-1").is_some());
+
+    let (human, _) = run(&[&remote[..], &["retention"]].concat(), 0);
+    assert!(human.contains("removed team/app:dev-2"), "{human}");
+    for (tag, kept) in [
+        ("dev-1", false),
+        ("dev-2", false),
+        ("dev-keep", true),
+        ("dev-3", true),
+        ("v1", true),
+    ] {
+        assert_eq!(
+            tag_digest(&server, "team/app", tag).is_some(),
+            kept,
+            "{tag}"
+        );
+    }
+    let again = json(&[&local[..], &["--config", &config, "retention"]].concat());
+    assert_eq!(again["removals"], serde_json::json!([]));
+}
+
+#[test]
+fn admin_api_documents_itself_and_answers_errors_as_json() {
+    let server = Server::start();
+    let c = server.client();
+    rt().block_on(async {
+        let doc: Value = c
+            .http
+            .get(c.u("/api-docs/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "images",
+            "inspect",
+            "tag",
+            "delete",
+            "gc",
+            "retention",
+            "usage",
+            "jobs",
+        ] {
+            assert!(
+                paths.contains_key(&format!("/api/v1/{p}")),
+                "{p} undocumented"
+            );
+        }
+        for (method, path, body, status, kind) in [
+            ("POST", "/api/v1/tag", "{not json", 400, "invalid"),
+            ("POST", "/api/v1/tag", r#"{"source":"a:1"}"#, 400, "invalid"),
+            (
+                "POST",
+                "/api/v1/tag",
+                r#"{"source":"a:1","target":"b:1"}"#,
+                404,
+                "not_found",
+            ),
+            ("GET", "/api/v1/inspect", "", 400, "invalid"),
+            ("GET", "/api/v1/nope", "", 404, "not_found"),
+            ("DELETE", "/api/v1/images", "", 400, "invalid"),
+        ] {
+            let r = c
+                .http
+                .request(method.parse().unwrap(), c.u(path))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{method} {path} {body}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["kind"], kind, "{v}");
+            assert!(v["error"]["message"].as_str().unwrap().len() > 3);
+        }
+        let usage: Value = c
+            .http
+            .get(c.u("/api/v1/usage"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(usage["repositories"], 0);
+    });
+}
+
+#[test]
+fn scheduled_gc_runs_and_reports_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(
+        &dir.path().join("data"),
+        &[("NORA_SCHEDULE_GC", "1s"), ("NORA_GC_GRACE", "0s")],
+    );
+    let c = server.client();
+    let orphan = rt().block_on(c.push_blob("team/app", b"scheduled orphan"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let jobs: Value = rt().block_on(async {
+            c.http
+                .get(c.u("/api/v1/jobs"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        let gc = &jobs["gc"];
+        assert_eq!(gc["schedule"], "1s");
+        assert!(gc["next_run"].as_u64().is_some(), "{jobs}");
+        if gc["last_result"]["blobs_removed"].as_u64() >= Some(1) {
+            assert!(gc["last_run"].as_u64().is_some());
+            assert_eq!(jobs["retention"]["schedule"], Value::Null);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled gc: {jobs}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!blob_exists(&server, &orphan));
+}
