@@ -36,7 +36,7 @@ fn json(args: &[&str]) -> Value {
 }
 
 /// The two ways to reach a registry: its admin API and its storage.
-fn both<'a>(server: &'a Server) -> [[&'a str; 2]; 2] {
+fn both(server: &Server) -> [[&str; 2]; 2] {
     [
         ["--url", server.url.as_str()],
         ["--data-dir", server.data.to_str().unwrap()],
