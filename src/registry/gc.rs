@@ -33,9 +33,11 @@ use super::error::{Code, RegistryError, Result};
 use super::manifest::{self, Reference};
 use crate::storage::{Entry, StorageError, layout, once};
 
-/// How long a GC lock is honoured before another GC may take it over (a
-/// killed GC never releases its lock).
-const LOCK_STALE_AFTER: Duration = Duration::from_secs(3600);
+/// A running GC rewrites its lock this often; a lock not rewritten for
+/// LOCK_STALE_AFTER belongs to a GC that was killed, and the next GC takes it
+/// over (what the killed one left in the trash is sorted out as leftovers).
+const LOCK_HEARTBEAT: Duration = Duration::from_secs(10);
+const LOCK_STALE_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -77,11 +79,38 @@ impl Registry {
     pub async fn gc(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
         let started = Instant::now();
         self.gc_lock().await?;
+        let (stop, heartbeat) = self.lock_heartbeat();
         let result = self.gc_locked(opts, progress).await;
+        // Stop the heartbeat between writes, so none lands after the delete.
+        let _ = stop.send(());
+        let _ = heartbeat.await;
         let _ = self.storage.delete(layout::GC_LOCK).await;
         let mut report = result?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    fn lock_heartbeat(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let storage = self.storage.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LOCK_HEARTBEAT) => {}
+                    _ = &mut stopped => return,
+                }
+                let stamp = format!("{{\"alive\":{}}}", unix_now());
+                if let Err(e) = storage.put_bytes(layout::GC_LOCK, stamp.into()).await {
+                    tracing::warn!(error = %e, "cannot refresh the gc lock");
+                }
+            }
+        });
+        (stop, task)
     }
 
     async fn gc_lock(&self) -> Result<()> {
@@ -144,7 +173,10 @@ impl Registry {
                 .rename(&layout::blob(&c.digest), &layout::trash(&c.digest))
                 .await
             {
-                Ok(()) => trashed.push(c),
+                Ok(()) => {
+                    tracing::debug!(digest = %c.digest, "gc: quarantined");
+                    trashed.push(c)
+                }
                 Err(StorageError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -157,8 +189,10 @@ impl Registry {
         let total = trashed.len() as u64;
         for (i, c) in trashed.into_iter().enumerate() {
             if marked.contains(&c.digest) {
+                tracing::debug!(digest = %c.digest, "gc: referenced again, restored");
                 self.restore_from_trash(&c.digest).await?;
             } else {
+                tracing::debug!(digest = %c.digest, "gc: purged");
                 self.storage.delete(&layout::trash(&c.digest)).await?;
                 report.blobs_removed += 1;
                 report.bytes_freed += c.size;
@@ -187,9 +221,14 @@ impl Registry {
                     continue;
                 }
                 marked.insert(d.clone());
+                // (Restores the bytes if this very GC quarantined them.)
                 let body = match self.manifest_bytes(&d).await {
                     Ok(b) => b,
-                    Err(_) => continue, // bytes missing: nothing further to keep
+                    Err(e) if e.code == Code::ManifestUnknown => {
+                        tracing::warn!(repository = %repo, digest = %d, "revision without manifest bytes");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 };
                 let ct = self.revision_media_type(repo, &d).await;
                 if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
@@ -325,7 +364,10 @@ impl Registry {
             .rename(&layout::trash(d), &layout::blob(d))
             .await
         {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                tracing::debug!(digest = %d, "restored from the gc trash");
+                Ok(true)
+            }
             Err(StorageError::NotFound(_)) => {
                 Ok(self.storage.stat(&layout::blob(d)).await?.is_some())
             }

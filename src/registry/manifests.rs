@@ -226,11 +226,15 @@ impl Registry {
         if let Some(b) = self.manifests.get(d) {
             return Ok(b);
         }
-        match self
-            .storage
-            .read_small(&layout::blob(d), MAX_MANIFEST_SIZE)
-            .await
-        {
+        let key = layout::blob(d);
+        let mut read = self.storage.read_small(&key, MAX_MANIFEST_SIZE).await;
+        // A running GC may have just quarantined the bytes of a manifest
+        // pushed after its first mark; a live revision needs them back (and
+        // GC's second mark must see what this manifest references).
+        if matches!(read, Err(StorageError::NotFound(_))) && self.restore_from_trash(d).await? {
+            read = self.storage.read_small(&key, MAX_MANIFEST_SIZE).await;
+        }
+        match read {
             Ok(b) => {
                 self.manifests.insert(d, b.clone());
                 Ok(b)

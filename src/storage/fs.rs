@@ -258,10 +258,16 @@ impl Storage for FsStorage {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let path = self.path(prefix.trim_end_matches('/'))?;
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+        // A writer adding a file meanwhile makes remove_dir_all fail with
+        // "directory not empty"; the next attempt removes that file too.
+        let mut attempts = 0;
+        loop {
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty && attempts < 5 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
         }
         self.prune_empty_dirs(path.parent());
         Ok(())
@@ -273,7 +279,14 @@ impl Storage for FsStorage {
         if !tokio::fs::try_exists(&src).await? {
             return Err(StorageError::NotFound(from.to_string()));
         }
-        Self::into_place(&dst, || tokio::fs::rename(&src, &dst)).await?;
+        match Self::into_place(&dst, || tokio::fs::rename(&src, &dst)).await {
+            Ok(()) => {}
+            // Moved or deleted by someone else meanwhile.
+            Err(e) if e.kind() == ErrorKind::NotFound && !src.exists() => {
+                return Err(StorageError::NotFound(from.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.prune_empty_dirs(src.parent());
         Ok(())
     }

@@ -43,6 +43,10 @@ impl Server {
             .env("NORA_PORT", "0")
             .env("NORA_STORAGE_PATH", data)
             .env("NORA_LOG_FORMAT", "text")
+            .env(
+                "NORA_LOG_LEVEL",
+                std::env::var("NORA_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+            )
             .env("NORA_STORAGE_FSYNC", "false")
             .env_remove("NORA_CONFIG")
             .current_dir(data.parent().unwrap_or(Path::new("/tmp")))

@@ -1,0 +1,255 @@
+//! Garbage collection while the registry is in use, and GC killed midway:
+//! every image whose push succeeded still pulls with verified digests.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, OCI_MANIFEST, Server, image_manifest, sha256};
+
+/// Pushes like real clients do: HEAD each blob, upload only the missing
+/// ones, then PUT the manifest. The config blob is shared by every image, so
+/// pushes keep relying on a blob GC may be collecting at that moment.
+async fn push_like_a_client(c: &Client, repo: &str, tag: &str, layer: &[u8]) -> Option<String> {
+    let config = br#"{"architecture":"amd64","os":"linux","shared":true}"#;
+    let mut digests = Vec::new();
+    for blob in [&config[..], layer] {
+        let d = sha256(blob);
+        let head = c
+            .http
+            .head(c.u(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .await
+            .ok()?;
+        if head.status() != 200 {
+            let r = c
+                .http
+                .post(c.u(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+                .body(blob.to_vec())
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 201 {
+                return None;
+            }
+        }
+        digests.push((d, blob.len()));
+    }
+    let manifest = image_manifest(&digests[0].0, digests[0].1, &digests[1..]);
+    let r = c.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+    (r.status() == 201).then(|| sha256(&manifest))
+}
+
+/// Pulls `repo:tag` and checks the manifest digest and every blob's bytes.
+async fn verify_pull(c: &Client, repo: &str, tag: &str, want: &str) {
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{repo}:{tag} manifest");
+    let body = r.bytes().await.unwrap();
+    assert_eq!(sha256(&body), want, "{repo}:{tag} manifest digest");
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for d in blobs {
+        let r = c
+            .http
+            .get(c.u(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{repo}:{tag} blob {d}");
+        assert_eq!(
+            sha256(&r.bytes().await.unwrap()),
+            d,
+            "{repo}:{tag} blob bytes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_survive_a_gc_loop_with_zero_grace() {
+    let server = Server::start();
+    let c = server.client();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // GC loop: the admin API and the CLI on storage, alternately (so the
+    // storage lock between processes is exercised too).
+    let gc = {
+        let (c, stop) = (c.clone(), stop.clone());
+        let data = server.data.clone();
+        tokio::spawn(async move {
+            let mut runs = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if runs.is_multiple_of(2) {
+                    let r = c
+                        .http
+                        .post(c.u("/api/v1/gc"))
+                        .body(r#"{"grace_seconds":0}"#)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status() == 200 || r.status() == 409, "gc: {}", r.status());
+                } else {
+                    let data = data.clone();
+                    let out = tokio::task::spawn_blocking(move || {
+                        Command::new(env!("CARGO_BIN_EXE_nora"))
+                            .args(["gc", "--yes", "--grace", "0s", "-o", "json", "--data-dir"])
+                            .arg(&data)
+                            .env_remove("NORA_CONFIG")
+                            .output()
+                            .unwrap()
+                    })
+                    .await
+                    .unwrap();
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    assert!(
+                        out.status.success() || err.contains("another garbage collection"),
+                        "{err}"
+                    );
+                }
+                runs += 1;
+            }
+            runs
+        })
+    };
+
+    let mut pushed = Vec::new();
+    let mut failed = 0;
+    let started = Instant::now();
+    let mut i = 0u32;
+    while started.elapsed() < Duration::from_secs(8) {
+        let repo = format!("loop/r{}", i % 5);
+        let tag = format!("t{i}");
+        // Every third image reuses an older layer: the blob already exists
+        // and is skipped by the client, exactly what GC must not break.
+        let layer = format!("layer {}", if i.is_multiple_of(3) { i / 2 } else { i });
+        match push_like_a_client(&c, &repo, &tag, layer.as_bytes()).await {
+            Some(d) => pushed.push((repo, tag, d)),
+            None => failed += 1,
+        }
+        // Delete some tags so GC has garbage to collect.
+        if i.is_multiple_of(4) && i > 0 {
+            let old = format!("t{}", i - 4);
+            let repo = format!("loop/r{}", (i - 4) % 5);
+            if let Some(pos) = pushed.iter().position(|(r, t, _)| *r == repo && *t == old) {
+                let (r, t, d) = pushed.remove(pos);
+                let del = c
+                    .http
+                    .delete(c.u(&format!("/v2/{r}/manifests/{d}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(del.status(), 202, "delete {r}:{t}");
+            }
+        }
+        i += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let runs = gc.await.unwrap();
+    assert!(runs >= 4, "only {runs} gc runs");
+    assert!(
+        pushed.len() > 50,
+        "only {} pushes succeeded ({failed} failed)",
+        pushed.len()
+    );
+    for (repo, tag, d) in &pushed {
+        verify_pull(&c, repo, tag, d).await;
+    }
+    // And after a final, quiet collection.
+    let r = c
+        .http
+        .post(c.u("/api/v1/gc"))
+        .body(r#"{"grace_seconds":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for (repo, tag, d) in &pushed {
+        verify_pull(&c, repo, tag, d).await;
+    }
+    eprintln!("{} pushes ({failed} refused), {runs} gc runs", pushed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_killed_at_any_point_leaves_a_consistent_store() {
+    let server = Server::start();
+    let c = server.client();
+    let mut images = Vec::new();
+    for i in 0..40 {
+        let (d, _) = c
+            .push_image("kill/app", &format!("v{i}"), format!("keep {i}").as_bytes())
+            .await;
+        images.push((format!("v{i}"), d));
+    }
+    let gc_lock = server.data.join("gc/lock");
+    for round in 0..6u64 {
+        // Garbage for this round: orphan blobs and deleted manifests.
+        for j in 0..150 {
+            c.push_blob("kill/app", format!("orphan {round} {j}").as_bytes())
+                .await;
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nora"))
+            .args(["gc", "--yes", "--grace", "0s", "-q", "--data-dir"])
+            .arg(&server.data)
+            .env_remove("NORA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5 + round * 12)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        for (tag, d) in &images {
+            verify_pull(&c, "kill/app", tag, d).await;
+        }
+        // A killed GC's lock goes stale; back-date it rather than wait.
+        if gc_lock.exists() {
+            let ok = Command::new("touch")
+                .args(["-d", "10 minutes ago"])
+                .arg(&gc_lock)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    }
+    // A complete run afterwards sorts out whatever the killed ones left.
+    let r = c
+        .http
+        .post(c.u("/api/v1/gc"))
+        .body(r#"{"grace_seconds":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    for (tag, d) in &images {
+        verify_pull(&c, "kill/app", tag, d).await;
+    }
+    let trash = server.data.join("gc/trash");
+    let left = walk_files(&trash);
+    assert_eq!(left, 0, "trash not emptied");
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                walk_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
