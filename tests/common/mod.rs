@@ -209,3 +209,31 @@ pub fn image_manifest(config: &str, config_size: usize, layers: &[(String, usize
     }))
     .unwrap()
 }
+
+/// The status and the first error code of an OCI error answer; panics when
+/// the body is not the spec's `{"errors":[{"code","message"}]}` form.
+pub async fn oci_error(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let body = r.bytes().await.expect("error body");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "status {status}: error body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    assert!(
+        ct.starts_with("application/json"),
+        "error content-type {ct:?}"
+    );
+    let first = &v["errors"][0];
+    assert!(first["message"].is_string(), "error without message: {v}");
+    (
+        status,
+        first["code"].as_str().expect("error code").to_string(),
+    )
+}

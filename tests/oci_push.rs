@@ -1,0 +1,325 @@
+//! OCI distribution spec, push: upload sessions (POST/PATCH/PUT, monolithic
+//! and chunked), status, cancel, digest checks, cross-repository mount, and
+//! sessions that outlive a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Server, oci_error, sha256};
+
+async fn start_session(c: &Client, repo: &str) -> String {
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().contains_key("docker-upload-uuid"));
+    assert_eq!(r.headers()["range"], "0-0");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.contains(&format!("/v2/{repo}/blobs/uploads/")), "{loc}");
+    c.loc(&loc)
+}
+
+async fn blob_status(c: &Client, repo: &str, d: &str) -> u16 {
+    c.http
+        .head(c.u(&format!("/v2/{repo}/blobs/{d}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn post_then_put_monolithic() {
+    let server = Server::start();
+    let c = server.client();
+    let data = b"post then put";
+    let d = sha256(data);
+    let loc = start_session(&c, "push/mono").await;
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={d}"))
+        .header("Content-Type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/push/mono/blobs/{d}")
+    );
+    assert_eq!(blob_status(&c, "push/mono", &d).await, 200);
+}
+
+#[tokio::test]
+async fn single_post_with_digest() {
+    let server = Server::start();
+    let c = server.client();
+    let data = b"one request";
+    let d = sha256(data);
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/push/single/blobs/uploads/?digest={d}")))
+        .header("Content-Type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/push/single/blobs/{d}")
+    );
+    assert_eq!(blob_status(&c, "push/single", &d).await, 200);
+}
+
+#[tokio::test]
+async fn chunked_upload_with_status_and_out_of_order_chunk() {
+    let server = Server::start();
+    let c = server.client();
+    let data: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let d = sha256(&data);
+    let mut loc = start_session(&c, "push/chunks").await;
+    for (start, end) in [(0usize, 9_999usize), (10_000, 19_999)] {
+        let r = c
+            .http
+            .patch(&loc)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{start}-{end}"))
+            .header("Content-Length", (end - start + 1).to_string())
+            .body(data[start..=end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(r.headers()["range"], format!("0-{end}").as_str());
+        loc = c.loc(r.headers()["location"].to_str().unwrap());
+    }
+    // Status: 204 with what arrived so far.
+    let r = c.http.get(&loc).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-19999");
+    assert!(r.headers().contains_key("docker-upload-uuid"));
+    assert!(r.headers().contains_key("location"));
+    // A chunk that does not start where the last ended: 416.
+    let r = c
+        .http
+        .patch(&loc)
+        .header("Content-Range", "25000-29999")
+        .body(data[25_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    // The session is intact: finish with the last chunk in the PUT.
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={d}"))
+        .header("Content-Range", "20000-29999")
+        .body(data[20_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/push/chunks/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&r.bytes().await.unwrap()), d);
+}
+
+#[tokio::test]
+async fn cancel_and_unknown_sessions() {
+    let server = Server::start();
+    let c = server.client();
+    let loc = start_session(&c, "push/cancel").await;
+    c.http
+        .patch(&loc)
+        .body(b"some bytes".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let r = c.http.delete(&loc).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c.http.get(&loc).send().await.unwrap();
+    assert_eq!(oci_error(r).await, (404, "BLOB_UPLOAD_UNKNOWN".into()));
+    let r = c
+        .http
+        .patch(&loc)
+        .body(b"more".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (404, "BLOB_UPLOAD_UNKNOWN".into()));
+    let r = c
+        .http
+        .put(c.u("/v2/push/cancel/blobs/uploads/no-such-session?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (404, "BLOB_UPLOAD_UNKNOWN".into()));
+    let r = c
+        .http
+        .delete(c.u("/v2/push/cancel/blobs/uploads/no-such-session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (404, "BLOB_UPLOAD_UNKNOWN".into()));
+}
+
+#[tokio::test]
+async fn digest_mismatch_stores_nothing() {
+    let server = Server::start();
+    let c = server.client();
+    let claimed = sha256(b"what the client says");
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/push/bad/blobs/uploads/?digest={claimed}")))
+        .body(b"what the client sends".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
+    assert_eq!(blob_status(&c, "push/bad", &claimed).await, 404);
+    let actual = sha256(b"what the client sends");
+    assert_eq!(blob_status(&c, "push/bad", &actual).await, 404);
+
+    let loc = start_session(&c, "push/bad").await;
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={claimed}"))
+        .body(b"other bytes".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
+    assert_eq!(blob_status(&c, "push/bad", &claimed).await, 404);
+    // A malformed digest.
+    let r = c
+        .http
+        .post(c.u("/v2/push/bad/blobs/uploads/?digest=sha256:nothex"))
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
+}
+
+#[tokio::test]
+async fn cross_repository_mount() {
+    let server = Server::start();
+    let c = server.client();
+    let d = c.push_blob("mount/src", b"shared layer").await;
+    let r = c
+        .http
+        .post(c.u(&format!(
+            "/v2/mount/dst/blobs/uploads/?mount={d}&from=mount/src"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/mount/dst/blobs/{d}")
+    );
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(blob_status(&c, "mount/dst", &d).await, 200);
+
+    // Not mountable (unknown blob, or the source does not have it): a session.
+    let unknown = sha256(b"nowhere");
+    for from in ["mount/src", "mount/none"] {
+        let r = c
+            .http
+            .post(c.u(&format!(
+                "/v2/mount/dst2/blobs/uploads/?mount={unknown}&from={from}"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "from {from}");
+        assert!(r.headers().contains_key("location"));
+        assert!(r.headers().contains_key("docker-upload-uuid"));
+    }
+    // Mount without `from`: a session too (the spec allows automatic mount or not).
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/mount/dst3/blobs/uploads/?mount={unknown}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
+    let d = sha256(&data);
+    let path = {
+        let mut server = Server::start_on(&data_dir, &[]);
+        let c = server.client();
+        let loc = start_session(&c, "push/restart").await;
+        let r = c
+            .http
+            .patch(&loc)
+            .header("Content-Range", "0-24999")
+            .body(data[..25_000].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let next = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            server
+                .terminate(Duration::from_secs(10))
+                .is_some_and(|s| s.success())
+        );
+        // The path part: the new server listens on another port.
+        next.split_once("/v2/")
+            .map(|(_, p)| format!("/v2/{p}"))
+            .unwrap()
+    };
+    let server = Server::start_on(&data_dir, &[]);
+    let c = server.client();
+    let r = c.http.get(c.u(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-24999");
+    let r = c
+        .http
+        .patch(c.u(&path))
+        .header("Content-Range", "25000-49999")
+        .body(data[25_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = c.loc(r.headers()["location"].to_str().unwrap());
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/push/restart/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&r.bytes().await.unwrap()), d);
+}
