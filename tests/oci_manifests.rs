@@ -1,0 +1,321 @@
+//! OCI distribution spec, manifests: every kind nora accepts (OCI image and
+//! index, Docker schema2 and manifest list, artifacts with a subject), by tag
+//! and by digest, the checks on their references, and deletion.
+
+mod common;
+
+use common::{
+    Client, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Server,
+    image_manifest, oci_error, sha256,
+};
+use serde_json::json;
+
+async fn get(c: &Client, repo: &str, reference: &str, accept: &str) -> reqwest::Response {
+    c.http
+        .get(c.u(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("Accept", accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Pushes `body` under `reference`, checks 201 and the headers, and reads it
+/// back by tag and by digest with its own media type.
+async fn round_trip(
+    c: &Client,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> String {
+    let d = sha256(body);
+    let r = c.put_manifest(repo, reference, media_type, body).await;
+    assert_eq!(r.status(), 201, "{media_type}: {:?}", r.text().await);
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/{repo}/manifests/{d}")
+    );
+    for by in [reference, d.as_str()] {
+        let r = get(
+            c,
+            repo,
+            by,
+            &format!("{media_type}, {OCI_MANIFEST}, {OCI_INDEX}"),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], media_type);
+        assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+        assert_eq!(r.bytes().await.unwrap(), body);
+    }
+    d
+}
+
+#[tokio::test]
+async fn oci_image_and_index() {
+    let server = Server::start();
+    let c = server.client();
+    let (amd, _) = c.push_image("m/multi", "amd64", b"amd64 layer").await;
+    let (arm, arm_body) = c.push_image("m/multi", "arm64", b"arm64 layer").await;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": 100, "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": arm, "size": arm_body.len(), "platform": {"architecture": "arm64", "os": "linux"}},
+        ]
+    }))
+    .unwrap();
+    round_trip(&c, "m/multi", "latest", OCI_INDEX, &index).await;
+
+    // An index whose child is missing is refused.
+    let missing = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(b"no such manifest"), "size": 10}]
+    }))
+    .unwrap();
+    let r = c
+        .put_manifest("m/multi", "broken", OCI_INDEX, &missing)
+        .await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_BLOB_UNKNOWN".into()));
+}
+
+#[tokio::test]
+async fn docker_schema2_and_manifest_list() {
+    let server = Server::start();
+    let c = server.client();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let cd = c.push_blob("m/docker", config).await;
+    let ld = c.push_blob("m/docker", b"docker layer").await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": ld, "size": 12}]
+    }))
+    .unwrap();
+    let md = round_trip(&c, "m/docker", "v1", DOCKER_MANIFEST, &manifest).await;
+    let list = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST,
+        "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": md, "size": manifest.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}]
+    }))
+    .unwrap();
+    round_trip(&c, "m/docker", "list", DOCKER_LIST, &list).await;
+}
+
+#[tokio::test]
+async fn artifact_with_subject_answers_oci_subject() {
+    let server = Server::start();
+    let c = server.client();
+    let (subject, subject_body) = c.push_image("m/art", "v1", b"image layer").await;
+    let empty = c.push_blob("m/art", b"{}").await;
+    let sig = c.push_blob("m/art", b"signature bytes").await;
+    let artifact = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.example.sig", "digest": sig, "size": 15}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_body.len()}
+    }))
+    .unwrap();
+    let d = sha256(&artifact);
+    let r = c.put_manifest("m/art", &d, OCI_MANIFEST, &artifact).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["oci-subject"], subject.as_str());
+    let r = get(&c, "m/art", &d, OCI_MANIFEST).await;
+    assert_eq!(r.status(), 200);
+    // Pushing an artifact whose subject does not exist (yet) is allowed.
+    let dangling = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": sha256(b"future image"), "size": 100}
+    }))
+    .unwrap();
+    let r = c
+        .put_manifest("m/art", &sha256(&dangling), OCI_MANIFEST, &dangling)
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+}
+
+#[tokio::test]
+async fn references_are_checked_except_non_distributable_layers() {
+    let server = Server::start();
+    let c = server.client();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cd = c.push_blob("m/refs", config).await;
+    let missing = sha256(b"never uploaded");
+    let body = image_manifest(&cd, config.len(), &[(missing.clone(), 14)]);
+    let r = c.put_manifest("m/refs", "v1", OCI_MANIFEST, &body).await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_BLOB_UNKNOWN".into()));
+    let r = get(&c, "m/refs", "v1", OCI_MANIFEST).await;
+    assert_eq!(r.status(), 404, "a refused manifest is not stored");
+    // A config that is missing.
+    let body = image_manifest(&missing, 14, &[]);
+    let r = c.put_manifest("m/refs", "v1", OCI_MANIFEST, &body).await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_BLOB_UNKNOWN".into()));
+
+    for foreign in [
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    ] {
+        let body = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": config.len()},
+            "layers": [{"mediaType": foreign, "digest": missing, "size": 1000,
+                        "urls": ["https://example.com/layer"]}]
+        }))
+        .unwrap();
+        let r = c
+            .put_manifest("m/refs", "foreign", OCI_MANIFEST, &body)
+            .await;
+        assert_eq!(r.status(), 201, "{foreign}: {:?}", r.text().await);
+    }
+}
+
+#[tokio::test]
+async fn bad_manifests_are_refused_with_the_spec_codes() {
+    let server = Server::start();
+    let c = server.client();
+    let r = c
+        .put_manifest("m/bad", "v1", OCI_MANIFEST, b"{not json")
+        .await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_INVALID".into()));
+    let r = c.put_manifest("m/bad", "v1", OCI_MANIFEST, b"").await;
+    assert_eq!(oci_error(r).await.0, 400);
+    let r = c
+        .put_manifest(
+            "m/bad",
+            "v1",
+            OCI_MANIFEST,
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#,
+        )
+        .await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_INVALID".into()));
+    // Media type in the body and in Content-Type disagree.
+    let (_, body) = c.push_image("m/bad", "ok", b"l").await;
+    let r = c.put_manifest("m/bad", "v2", OCI_INDEX, &body).await;
+    assert_eq!(oci_error(r).await, (400, "MANIFEST_INVALID".into()));
+    // Digest in the URL that does not match the bytes.
+    let r = c
+        .put_manifest("m/bad", &sha256(b"other"), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
+    // Over 4 MiB.
+    let mut huge = b"{\"schemaVersion\":2,\"annotations\":{\"x\":\"".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024 + 10));
+    huge.extend(b"\"}}");
+    let r = c.put_manifest("m/bad", "huge", OCI_MANIFEST, &huge).await;
+    let (status, _) = oci_error(r).await;
+    assert!(status == 413 || status == 400, "{status}");
+    // An invalid tag.
+    let r = c
+        .put_manifest("m/bad", "-bad-tag", OCI_MANIFEST, &body)
+        .await;
+    let (status, code) = oci_error(r).await;
+    assert_eq!(status, 400);
+    assert!(
+        code == "MANIFEST_INVALID" || code == "TAG_INVALID",
+        "{code}"
+    );
+}
+
+#[tokio::test]
+async fn put_by_digest_with_tag_parameters() {
+    let server = Server::start();
+    let c = server.client();
+    let (_, body) = c.push_image("m/tags", "first", b"layer").await;
+    let d = sha256(&body);
+    let r = c
+        .http
+        .put(c.u(&format!("/v2/m/tags/manifests/{d}?tag=a&tag=b")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let tags: Vec<&str> = r
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["a", "b"]);
+    for t in ["a", "b"] {
+        let r = get(&c, "m/tags", t, OCI_MANIFEST).await;
+        assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    }
+}
+
+#[tokio::test]
+async fn delete_by_tag_and_by_digest() {
+    let server = Server::start();
+    let c = server.client();
+    let (d, _) = c.push_image("m/del", "v1", b"layer").await;
+    let r = c
+        .put_manifest(
+            "m/del",
+            "v2",
+            OCI_MANIFEST,
+            &get(&c, "m/del", "v1", OCI_MANIFEST)
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // By tag: only that tag goes.
+    let r = c
+        .http
+        .delete(c.u("/v2/m/del/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(get(&c, "m/del", "v1", OCI_MANIFEST).await.status(), 404);
+    assert_eq!(get(&c, "m/del", "v2", OCI_MANIFEST).await.status(), 200);
+    // By digest: the manifest and every tag on it.
+    let r = c
+        .http
+        .delete(c.u(&format!("/v2/m/del/manifests/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = get(&c, "m/del", &d, OCI_MANIFEST).await;
+    assert_eq!(oci_error(r).await, (404, "MANIFEST_UNKNOWN".into()));
+    assert_eq!(get(&c, "m/del", "v2", OCI_MANIFEST).await.status(), 404);
+    // Deleting again: 404.
+    let r = c
+        .http
+        .delete(c.u(&format!("/v2/m/del/manifests/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (404, "MANIFEST_UNKNOWN".into()));
+    // Blobs can be unlinked from a repository too.
+    let bd = c.push_blob("m/del", b"a blob").await;
+    let r = c
+        .http
+        .delete(c.u(&format!("/v2/m/del/blobs/{bd}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/m/del/blobs/{bd}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (404, "BLOB_UNKNOWN".into()));
+}
