@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nora against CNCF distribution (Debian's docker-registry) on this machine,
-# in alternating rounds. Usage: bench/run.sh [ROUNDS]   (default 2)
+# in alternating rounds. Usage: bench/run.sh [ROUNDS]   (default 3)
 # Knobs (env): BENCH_BIG=256 (MiB), BENCH_MULTI=20 (4 MiB layers),
 #   BENCH_WRK_SECONDS=10, BENCH_HUGE=1024 (MiB, the single-blob push),
 #   BENCH_WORK=/tmp/nora-bench (scratch: images are built once and kept),
@@ -24,6 +24,6 @@ command -v systemctl >/dev/null 2>&1 && systemctl stop docker-registry 2>/dev/nu
 
 cargo build --release --quiet
 args=(--nora "$CARGO_TARGET_DIR/release/nora" --peer /usr/bin/docker-registry
-      --peer-config "$PWD/bench/distribution.yml" --rounds "${1:-2}")
+      --peer-config "$PWD/bench/distribution.yml" --rounds "${1:-3}")
 [ -n "${BENCH_JSON:-}" ] && args+=(--json "$BENCH_JSON")
 exec python3 bench/bench.py "${args[@]}"

@@ -182,7 +182,7 @@ impl Registry {
             .and_then(|m| m.modified.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let (size, platforms) = self.size_and_platforms(repo, &digest, &media_type).await?;
+        let (size, platforms) = self.size_and_platforms(&digest, &media_type).await?;
         Ok(Some(ImageRow {
             repository: repo.to_string(),
             tag: tag.to_string(),
@@ -198,7 +198,6 @@ impl Registry {
     /// platforms. The platform of a plain image comes from its config.
     async fn size_and_platforms(
         &self,
-        repo: &str,
         d: &Digest,
         media_type: &str,
     ) -> Result<(u64, Vec<String>)> {
@@ -226,7 +225,6 @@ impl Registry {
                         platforms.push(p.label());
                     }
                 }
-                let _ = repo;
                 Ok((size, platforms))
             }
             _ => {
@@ -266,7 +264,7 @@ impl Registry {
             RegistryError::new(Code::ManifestInvalid, "stored manifest is not JSON")
         })?;
         let (size, platforms) = self
-            .size_and_platforms(&r.repository, &m.digest, &m.media_type)
+            .size_and_platforms(&m.digest, &m.media_type)
             .await?;
         let config = match &raw.config {
             Some(c) => Some(self.config_summary(c).await),
