@@ -7,7 +7,7 @@ on fresh storage and is measured:
   idle RSS     VmRSS 2 s after startup
   push         skopeo copy of a 1 x 256 MiB image and of a 20 x 4 MiB image
                (wall each; server CPU and peak RSS over the phase)
-  pull         the same images into a fresh dir: target, median of 3
+  pull         the same images into a fresh dir: target, median of 5
   manifest GET wrk -t2 -c32 -d10s (req/s, p99)
   blob GET     the same load on one 4 MiB layer (MiB/s)
   1 GiB push   one 1 GiB blob streamed in a single POST (peak RSS of the server)
@@ -239,7 +239,7 @@ def one_run(server, images, huge):
     cpu = server.phase()
     for name in ("big", "multi"):
         runs = []
-        for i in range(3):
+        for i in range(5):
             dst = os.path.join(WORK, "pull"); shutil.rmtree(dst, ignore_errors=True)
             runs.append(skopeo(f"docker://{server.url()}/bench/{name}:v1", f"dir:{dst}"))
         m[f"pull_{name}_s"] = statistics.median(runs)

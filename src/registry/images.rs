@@ -196,11 +196,7 @@ impl Registry {
 
     /// Total size (manifest + config + layers, recursively for an index) and
     /// platforms. The platform of a plain image comes from its config.
-    async fn size_and_platforms(
-        &self,
-        d: &Digest,
-        media_type: &str,
-    ) -> Result<(u64, Vec<String>)> {
+    async fn size_and_platforms(&self, d: &Digest, media_type: &str) -> Result<(u64, Vec<String>)> {
         let body = self.manifest_bytes(d).await?;
         let raw: Raw = serde_json::from_slice(&body).map_err(|_| {
             RegistryError::new(
@@ -263,9 +259,7 @@ impl Registry {
         let raw: Raw = serde_json::from_slice(&m.body).map_err(|_| {
             RegistryError::new(Code::ManifestInvalid, "stored manifest is not JSON")
         })?;
-        let (size, platforms) = self
-            .size_and_platforms(&m.digest, &m.media_type)
-            .await?;
+        let (size, platforms) = self.size_and_platforms(&m.digest, &m.media_type).await?;
         let config = match &raw.config {
             Some(c) => Some(self.config_summary(c).await),
             None => None,

@@ -326,24 +326,32 @@ impl Storage for FsStorage {
 /// Streams `len` bytes of `file` from `start`, each chunk read by one blocking
 /// call straight into the buffer that is sent: no intermediate copy, and at
 /// most one chunk in memory per reader.
+type ChunkRead = tokio::task::JoinHandle<io::Result<(std::fs::File, Vec<u8>)>>;
+
+/// Reads `want` bytes at `pos` on the blocking pool.
+fn read_chunk(mut file: std::fs::File, pos: u64, want: u64) -> ChunkRead {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(pos))?;
+        let mut buf = Vec::with_capacity(want as usize);
+        (&mut file).take(want).read_to_end(&mut buf)?;
+        Ok((file, buf))
+    })
+}
+
+/// The bytes of `file` from `start`, `len` of them, in READ_CHUNK pieces.
+/// The next piece is read while the current one is sent (one chunk of
+/// read-ahead: disk and socket overlap, memory stays at two chunks, and no
+/// blocking thread is held while a slow client drains the socket).
 fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
-    let state = (file, start, len);
+    let first = (len > 0).then(|| read_chunk(file, start, len.min(READ_CHUNK as u64)));
     Box::pin(futures_util::stream::try_unfold(
-        state,
-        |(mut file, pos, left)| async move {
-            if left == 0 {
+        (first, start, len),
+        |(pending, pos, left)| async move {
+            let Some(pending) = pending else {
                 return Ok(None);
-            }
-            let want = left.min(READ_CHUNK as u64);
-            let (file, buf) = tokio::task::spawn_blocking(move || -> io::Result<_> {
-                use std::io::{Seek, SeekFrom};
-                file.seek(SeekFrom::Start(pos))?;
-                let mut buf = Vec::with_capacity(want as usize);
-                (&mut file).take(want).read_to_end(&mut buf)?;
-                Ok((file, buf))
-            })
-            .await
-            .map_err(io::Error::other)??;
+            };
+            let (file, buf) = pending.await.map_err(io::Error::other)??;
             if buf.is_empty() {
                 return Err(io::Error::new(
                     ErrorKind::UnexpectedEof,
@@ -351,7 +359,9 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
                 ));
             }
             let n = buf.len() as u64;
-            Ok(Some((Bytes::from(buf), (file, pos + n, left - n))))
+            let (pos, left) = (pos + n, left - n);
+            let next = (left > 0).then(|| read_chunk(file, pos, left.min(READ_CHUNK as u64)));
+            Ok(Some((Bytes::from(buf), (next, pos, left))))
         },
     ))
 }
