@@ -23,6 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -41,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete tags or manifests')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Garbage-collect unreferenced blobs and manifests (online)')
             [CompletionResult]::new('retention', 'retention', [CompletionResultType]::ParameterValue, 'Remove old tags by the configured [[retention]] rules')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Create, list and revoke API tokens')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions, or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -48,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;serve' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -63,6 +66,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -82,6 +86,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;ls' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -97,6 +102,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;list' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -112,6 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;inspect' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -142,6 +149,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;tag' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -157,6 +165,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;delete' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -176,6 +185,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -194,6 +204,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;retention' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -209,10 +220,119 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'nora;token' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token and print its secret (shown this once)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List tokens: name, permissions, created, expires, last used (never secrets)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tokens: name, permissions, created, expires, last used (never secrets)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token; every instance refuses it at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'nora;token;create' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A unique name (also usable as a rule subject in [[auth.rules]])')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'read (pull), write (pull + push) or admin (everything), on every repository')
+            [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'A permission ACTION:REPOSITORY-GLOB (pull, push, delete, admin), repeatable')
+            [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime ("30d", "12h"); never expires when absent')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'nora;token;ls' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'nora;token;list' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'nora;token;revoke' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'nora;token;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token and print its secret (shown this once)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List tokens: name, permissions, created, expires, last used (never secrets)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token; every instance refuses it at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'nora;token;help;create' {
+            break
+        }
+        'nora;token;help;ls' {
+            break
+        }
+        'nora;token;help;revoke' {
+            break
+        }
+        'nora;token;help;help' {
+            break
+        }
         'nora;completions' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Write files into this directory instead of printing (required for man)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -232,6 +352,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete tags or manifests')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Garbage-collect unreferenced blobs and manifests (online)')
             [CompletionResult]::new('retention', 'retention', [CompletionResultType]::ParameterValue, 'Remove old tags by the configured [[retention]] rules')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Create, list and revoke API tokens')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions, or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -260,6 +381,21 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             break
         }
         'nora;help;retention' {
+            break
+        }
+        'nora;help;token' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token and print its secret (shown this once)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List tokens: name, permissions, created, expires, last used (never secrets)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a token; every instance refuses it at once')
+            break
+        }
+        'nora;help;token;create' {
+            break
+        }
+        'nora;help;token;ls' {
+            break
+        }
+        'nora;help;token;revoke' {
             break
         }
         'nora;help;completions' {

@@ -40,6 +40,9 @@ _nora() {
             nora,tag)
                 cmd="nora__subcmd__tag"
                 ;;
+            nora,token)
+                cmd="nora__subcmd__token"
+                ;;
             nora__subcmd__help,completions)
                 cmd="nora__subcmd__help__subcmd__completions"
                 ;;
@@ -64,11 +67,23 @@ _nora() {
             nora__subcmd__help,tag)
                 cmd="nora__subcmd__help__subcmd__tag"
                 ;;
+            nora__subcmd__help,token)
+                cmd="nora__subcmd__help__subcmd__token"
+                ;;
             nora__subcmd__help__subcmd__images,inspect)
                 cmd="nora__subcmd__help__subcmd__images__subcmd__inspect"
                 ;;
             nora__subcmd__help__subcmd__images,ls)
                 cmd="nora__subcmd__help__subcmd__images__subcmd__ls"
+                ;;
+            nora__subcmd__help__subcmd__token,create)
+                cmd="nora__subcmd__help__subcmd__token__subcmd__create"
+                ;;
+            nora__subcmd__help__subcmd__token,ls)
+                cmd="nora__subcmd__help__subcmd__token__subcmd__ls"
+                ;;
+            nora__subcmd__help__subcmd__token,revoke)
+                cmd="nora__subcmd__help__subcmd__token__subcmd__revoke"
                 ;;
             nora__subcmd__images,help)
                 cmd="nora__subcmd__images__subcmd__help"
@@ -91,6 +106,33 @@ _nora() {
             nora__subcmd__images__subcmd__help,ls)
                 cmd="nora__subcmd__images__subcmd__help__subcmd__ls"
                 ;;
+            nora__subcmd__token,create)
+                cmd="nora__subcmd__token__subcmd__create"
+                ;;
+            nora__subcmd__token,help)
+                cmd="nora__subcmd__token__subcmd__help"
+                ;;
+            nora__subcmd__token,list)
+                cmd="nora__subcmd__token__subcmd__ls"
+                ;;
+            nora__subcmd__token,ls)
+                cmd="nora__subcmd__token__subcmd__ls"
+                ;;
+            nora__subcmd__token,revoke)
+                cmd="nora__subcmd__token__subcmd__revoke"
+                ;;
+            nora__subcmd__token__subcmd__help,create)
+                cmd="nora__subcmd__token__subcmd__help__subcmd__create"
+                ;;
+            nora__subcmd__token__subcmd__help,help)
+                cmd="nora__subcmd__token__subcmd__help__subcmd__help"
+                ;;
+            nora__subcmd__token__subcmd__help,ls)
+                cmd="nora__subcmd__token__subcmd__help__subcmd__ls"
+                ;;
+            nora__subcmd__token__subcmd__help,revoke)
+                cmd="nora__subcmd__token__subcmd__help__subcmd__revoke"
+                ;;
             *)
                 ;;
         esac
@@ -98,7 +140,7 @@ _nora() {
 
     case "${cmd}" in
         nora)
-            opts="-o -q -v -h -V --config --url --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention completions help"
+            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention token completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,6 +151,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -132,7 +178,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__completions)
-            opts="-o -q -v -h --dir --config --url --data-dir --output --quiet --verbose --no-color --help bash zsh fish elvish powershell man"
+            opts="-o -q -v -h --dir --config --url --token --data-dir --output --quiet --verbose --no-color --help bash zsh fish elvish powershell man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +193,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -170,7 +220,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__delete)
-            opts="-y -o -q -v -h --dry-run --yes --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +231,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -204,7 +258,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__gc)
-            opts="-y -o -q -v -h --dry-run --grace --yes --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --grace --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +273,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -242,7 +300,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__help)
-            opts="serve images tag delete gc retention completions help"
+            opts="serve images tag delete gc retention token completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,8 +453,64 @@ _nora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nora__subcmd__help__subcmd__token)
+            opts="create ls revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__token__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__token__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__token__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nora__subcmd__images)
-            opts="-o -q -v -h --config --url --data-dir --output --quiet --verbose --no-color --help ls list inspect help"
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help ls list inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +521,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -486,7 +604,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__images__subcmd__inspect)
-            opts="-o -q -v -h --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,6 +615,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -520,7 +642,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__images__subcmd__ls)
-            opts="-o -q -v -h --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,6 +653,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -554,7 +680,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__retention)
-            opts="-y -o -q -v -h --dry-run --yes --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,6 +691,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -588,7 +718,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__serve)
-            opts="-o -q -v -h --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -599,6 +729,10 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -622,7 +756,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__tag)
-            opts="-o -q -v -h --config --url --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,6 +767,248 @@ _nora() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token)
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help create ls list revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__create)
+            opts="-o -q -v -h --name --role --scope --expires --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -W "read write admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__help)
+            opts="create ls revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__ls)
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__token__subcmd__revoke)
+            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -20,6 +20,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -38,12 +39,14 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand delete 'Delete tags or manifests'
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand token 'Create, list and revoke API tokens'
             cand completions 'Print shell completions, or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'nora;serve'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -58,6 +61,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -76,6 +80,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;ls'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -90,6 +95,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;list'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -104,6 +110,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;inspect'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -129,6 +136,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;tag'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -143,6 +151,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;delete'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -161,6 +170,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand --grace 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h'
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -178,6 +188,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;retention'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -192,10 +203,109 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'nora;token'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand create 'Create a token and print its secret (shown this once)'
+            cand ls 'List tokens: name, permissions, created, expires, last used (never secrets)'
+            cand list 'List tokens: name, permissions, created, expires, last used (never secrets)'
+            cand revoke 'Revoke a token; every instance refuses it at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;token;create'= {
+            cand --name 'A unique name (also usable as a rule subject in [[auth.rules]])'
+            cand --role 'read (pull), write (pull + push) or admin (everything), on every repository'
+            cand --scope 'A permission ACTION:REPOSITORY-GLOB (pull, push, delete, admin), repeatable'
+            cand --expires 'Lifetime ("30d", "12h"); never expires when absent'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;token;ls'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;token;list'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;token;revoke'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;token;help'= {
+            cand create 'Create a token and print its secret (shown this once)'
+            cand ls 'List tokens: name, permissions, created, expires, last used (never secrets)'
+            cand revoke 'Revoke a token; every instance refuses it at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'nora;token;help;create'= {
+        }
+        &'nora;token;help;ls'= {
+        }
+        &'nora;token;help;revoke'= {
+        }
+        &'nora;token;help;help'= {
+        }
         &'nora;completions'= {
             cand --dir 'Write files into this directory instead of printing (required for man)'
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -214,6 +324,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand delete 'Delete tags or manifests'
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand token 'Create, list and revoke API tokens'
             cand completions 'Print shell completions, or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -234,6 +345,17 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;help;gc'= {
         }
         &'nora;help;retention'= {
+        }
+        &'nora;help;token'= {
+            cand create 'Create a token and print its secret (shown this once)'
+            cand ls 'List tokens: name, permissions, created, expires, last used (never secrets)'
+            cand revoke 'Revoke a token; every instance refuses it at once'
+        }
+        &'nora;help;token;create'= {
+        }
+        &'nora;help;token;ls'= {
+        }
+        &'nora;help;token;revoke'= {
         }
         &'nora;help;completions'= {
         }

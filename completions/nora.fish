@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_nora_global_optspecs
-    string join \n config= url= data-dir= o/output= q/quiet v/verbose no-color h/help V/version
+    string join \n config= url= token= data-dir= o/output= q/quiet v/verbose no-color h/help V/version
 end
 
 function __fish_nora_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c nora -n "__fish_nora_needs_command" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_needs_command" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_needs_command" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -41,10 +42,12 @@ complete -c nora -n "__fish_nora_needs_command" -f -a "tag" -d 'Tag an image und
 complete -c nora -n "__fish_nora_needs_command" -f -a "delete" -d 'Delete tags or manifests'
 complete -c nora -n "__fish_nora_needs_command" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_needs_command" -f -a "token" -d 'Create, list and revoke API tokens'
 complete -c nora -n "__fish_nora_needs_command" -f -a "completions" -d 'Print shell completions, or write man pages'
 complete -c nora -n "__fish_nora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand serve" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand serve" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand serve" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -55,6 +58,7 @@ complete -c nora -n "__fish_nora_using_subcommand serve" -l no-color -d 'No colo
 complete -c nora -n "__fish_nora_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -69,6 +73,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_su
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -79,6 +84,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -89,6 +95,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -102,6 +109,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand tag" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand tag" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand tag" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -112,6 +120,7 @@ complete -c nora -n "__fish_nora_using_subcommand tag" -l no-color -d 'No colour
 complete -c nora -n "__fish_nora_using_subcommand tag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand delete" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand delete" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand delete" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -125,6 +134,7 @@ complete -c nora -n "__fish_nora_using_subcommand delete" -s h -l help -d 'Print
 complete -c nora -n "__fish_nora_using_subcommand gc" -l grace -d 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand gc" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -137,6 +147,7 @@ complete -c nora -n "__fish_nora_using_subcommand gc" -l no-color -d 'No colours
 complete -c nora -n "__fish_nora_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand retention" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand retention" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand retention" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -147,9 +158,80 @@ complete -c nora -n "__fish_nora_using_subcommand retention" -s q -l quiet -d 'P
 complete -c nora -n "__fish_nora_using_subcommand retention" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand retention" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand retention" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -f -a "create" -d 'Create a token and print its secret (shown this once)'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -f -a "ls" -d 'List tokens: name, permissions, created, expires, last used (never secrets)'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -f -a "list" -d 'List tokens: name, permissions, created, expires, last used (never secrets)'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -f -a "revoke" -d 'Revoke a token; every instance refuses it at once'
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l name -d 'A unique name (also usable as a rule subject in [[auth.rules]])' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l role -d 'read (pull), write (pull + push) or admin (everything), on every repository' -r -f -a "read\t''
+write\t''
+admin\t''"
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l scope -d 'A permission ACTION:REPOSITORY-GLOB (pull, push, delete, admin), repeatable' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l expires -d 'Lifetime ("30d", "12h"); never expires when absent' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a token and print its secret (shown this once)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List tokens: name, permissions, created, expires, last used (never secrets)'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token; every instance refuses it at once'
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l dir -d 'Write files into this directory instead of printing (required for man)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand completions" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
 complete -c nora -n "__fish_nora_using_subcommand completions" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -158,13 +240,17 @@ complete -c nora -n "__fish_nora_using_subcommand completions" -s q -l quiet -d 
 complete -c nora -n "__fish_nora_using_subcommand completions" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "images" -d 'List and inspect images'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "delete" -d 'Delete tags or manifests'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "token" -d 'Create, list and revoke API tokens'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
+complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token and print its secret (shown this once)'
+complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "ls" -d 'List tokens: name, permissions, created, expires, last used (never secrets)'
+complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token; every instance refuses it at once'

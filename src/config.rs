@@ -18,6 +18,7 @@ pub struct Config {
     pub log: Log,
     pub gc: Gc,
     pub schedule: Schedule,
+    pub auth: Auth,
     /// `[[retention]]` rules (see registry/retention.rs for how they combine).
     pub retention: Vec<crate::registry::retention::Rule>,
 }
@@ -101,6 +102,48 @@ impl Default for Storage {
             upload_ttl: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// `[auth]`: off by default. When on, every request needs credentials except
+/// `/health`, `/ready`, and reads when `anonymous_read` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub enabled: bool,
+    /// htpasswd file of users (bcrypt or argon2), relative to the working dir.
+    pub htpasswd_file: Option<PathBuf>,
+    pub anonymous_read: bool,
+    /// The `service` of the token flow (the JWT audience).
+    pub service: String,
+    /// Lifetime of the registry tokens `/auth/token` issues.
+    #[serde(with = "humantime_serde_compat")]
+    pub token_ttl: Duration,
+    /// Named groups of users, usable as rule subjects.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[[auth.rules]]`: what each user, group or token may do. With no rules,
+    /// every htpasswd user may do everything.
+    pub rules: Vec<AuthRule>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            enabled: false,
+            htpasswd_file: None,
+            anonymous_read: false,
+            service: "nora".into(),
+            token_ttl: Duration::from_secs(300),
+            groups: Default::default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRule {
+    pub subject: String,
+    pub permissions: Vec<String>,
 }
 
 impl Default for Log {
@@ -277,6 +320,38 @@ const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "NORA_AUTH_ENABLED",
+        key: "auth.enabled",
+        set: |c, v| {
+            c.auth.enabled = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_AUTH_HTPASSWD_FILE",
+        key: "auth.htpasswd_file",
+        set: |c, v| {
+            c.auth.htpasswd_file = Some(v.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_AUTH_ANONYMOUS_READ",
+        key: "auth.anonymous_read",
+        set: |c, v| {
+            c.auth.anonymous_read = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_AUTH_TOKEN_TTL",
+        key: "auth.token_ttl",
+        set: |c, v| {
+            c.auth.token_ttl = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "NORA_LOG_LEVEL",
         key: "log.level",
         set: |c, v| {
@@ -391,6 +466,13 @@ impl Config {
                 && let Err(e) = crate::schedule::When::parse(v)
             {
                 return Err(err(key, v, &e));
+            }
+        }
+        for (i, rule) in self.auth.rules.iter().enumerate() {
+            for p in &rule.permissions {
+                if let Err(e) = crate::auth::perms::Permission::parse(p) {
+                    return Err(err(&format!("auth.rules[{i}].permissions"), p, &e));
+                }
             }
         }
         if let Err(e) = crate::registry::retention::validate(&self.retention) {

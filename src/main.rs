@@ -1,5 +1,6 @@
 //! nora: an artifact registry and its ops toolkit in one binary.
 
+mod auth;
 mod client;
 mod cmd;
 mod config;
@@ -58,6 +59,8 @@ enum Command {
     Gc(cmd::gc::GcArgs),
     /// Remove old tags by the configured [[retention]] rules
     Retention(cmd::retention::RetentionArgs),
+    /// Create, list and revoke API tokens
+    Token(cmd::token::TokenArgs),
     /// Print shell completions, or write man pages
     Completions(cmd::completions::CompletionsArgs),
 }
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => cmd::delete::run(args, ui),
         Command::Gc(args) => cmd::gc::run(args, ui),
         Command::Retention(args) => cmd::retention::run(args, ui),
+        Command::Token(args) => cmd::token::run(args, ui),
         Command::Serve(_) | Command::Completions(_) => Ok(()),
     })
 }

@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Client, ClientError, ErrorKind, GcRequest, Progress, Result, Tagged, Usage};
+use super::{
+    Client, ClientError, CreatedToken, ErrorKind, GcRequest, Progress, Result, Tagged, TokenInfo,
+    TokenRequest, Usage,
+};
+use crate::auth::perms::{self, Permission};
+use crate::auth::tokens::{self, TokenError};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::registry::error::{Code, RegistryError};
@@ -53,6 +58,18 @@ impl From<RegistryError> for ClientError {
             _ => ErrorKind::Invalid,
         };
         ClientError::new(kind, e.message)
+    }
+}
+
+impl From<TokenError> for ClientError {
+    fn from(e: TokenError) -> Self {
+        let kind = match &e {
+            TokenError::Invalid(_) => ErrorKind::Invalid,
+            TokenError::NotFound(_) => ErrorKind::NotFound,
+            TokenError::Exists(_) => ErrorKind::Conflict,
+            TokenError::Storage(_) => ErrorKind::Failed,
+        };
+        ClientError::new(kind, e.to_string())
     }
 }
 
@@ -115,5 +132,33 @@ impl Client for Local {
 
     async fn usage(&self) -> Result<Usage> {
         Ok(self.reg.usage().await?)
+    }
+
+    async fn token_create(&self, req: &TokenRequest) -> Result<CreatedToken> {
+        let invalid = |m: String| ClientError::new(ErrorKind::Invalid, m);
+        let mut permissions = match &req.role {
+            Some(r) => perms::role(r).map_err(invalid)?,
+            None => Vec::new(),
+        };
+        for s in &req.scopes {
+            permissions.push(Permission::parse(s).map_err(invalid)?);
+        }
+        let expires = req.expires_in.map(|s| tokens::now() + s);
+        let (secret, token) = tokens::create(
+            self.reg.storage().as_ref(),
+            &req.name,
+            &permissions,
+            expires,
+        )
+        .await?;
+        Ok(CreatedToken { secret, token })
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        Ok(tokens::list(self.reg.storage().as_ref()).await?)
+    }
+
+    async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
+        Ok(tokens::revoke(self.reg.storage().as_ref(), name).await?)
     }
 }

@@ -94,7 +94,30 @@ pub struct Jobs {
     pub retention: JobStatus,
 }
 
+pub use crate::auth::tokens::TokenInfo;
 pub use crate::registry::gc::Progress;
+
+/// A token to create: a role (read, write, admin) and/or scopes
+/// (`push:team/*`), and a lifetime.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Seconds from now; never when absent.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// A created token: the secret, shown this once, and what was stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub secret: String,
+    pub token: TokenInfo,
+}
 
 #[async_trait]
 pub trait Client: Send + Sync {
@@ -106,4 +129,7 @@ pub trait Client: Send + Sync {
     async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport>;
     async fn retention(&self, dry_run: bool) -> Result<RetentionReport>;
     async fn usage(&self) -> Result<Usage>;
+    async fn token_create(&self, req: &TokenRequest) -> Result<CreatedToken>;
+    async fn tokens(&self) -> Result<Vec<TokenInfo>>;
+    async fn token_revoke(&self, name: &str) -> Result<TokenInfo>;
 }

@@ -5,7 +5,10 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Client, ClientError, ErrorKind, GcRequest, Progress, Result, Tagged, Usage};
+use super::{
+    Client, ClientError, CreatedToken, ErrorKind, GcRequest, Progress, Result, Tagged, TokenInfo,
+    TokenRequest, Usage,
+};
 use crate::registry::gc::GcReport;
 use crate::registry::images::{ImageRow, Inspection};
 use crate::registry::ops::Deleted;
@@ -14,10 +17,12 @@ use crate::registry::retention::RetentionReport;
 pub struct Remote {
     base: String,
     http: reqwest::Client,
+    /// Sent as a Bearer token (an API token).
+    token: Option<String>,
 }
 
 impl Remote {
-    pub fn new(url: &str) -> Result<Remote> {
+    pub fn new(url: &str, token: Option<String>) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::new(
@@ -29,7 +34,7 @@ impl Remote {
             .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
-        Ok(Remote { base, http })
+        Ok(Remote { base, http, token })
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -40,6 +45,9 @@ impl Remote {
     ) -> Result<T> {
         let url = format!("{}/api/v1/{path}", self.base);
         let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -126,5 +134,18 @@ impl Client for Remote {
 
     async fn usage(&self) -> Result<Usage> {
         self.call::<(), _>(Method::GET, "usage", None).await
+    }
+
+    async fn token_create(&self, req: &TokenRequest) -> Result<CreatedToken> {
+        self.call(Method::POST, "tokens", Some(req)).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.call::<(), _>(Method::GET, "tokens", None).await
+    }
+
+    async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
+        self.call::<(), _>(Method::DELETE, &format!("tokens/{}", q(name)), None)
+            .await
     }
 }

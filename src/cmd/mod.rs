@@ -7,3 +7,4 @@ pub mod images;
 pub mod retention;
 pub mod serve;
 pub mod tag;
+pub mod token;

@@ -19,6 +19,8 @@ pub enum Code {
     SizeInvalid,
     Unsupported,
     TooManyRequests,
+    Unauthorized,
+    Denied,
     RangeInvalid,
     TooLarge,
     PaginationInvalid,
@@ -41,6 +43,8 @@ impl Code {
             Code::SizeInvalid => "SIZE_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::TooManyRequests => "TOOMANYREQUESTS",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
             // The spec has no code of its own for these two statuses; the
             // closest standard codes are used so clients still parse them.
             Code::RangeInvalid => "BLOB_UPLOAD_INVALID",
@@ -59,6 +63,8 @@ impl Code {
             | Code::NameUnknown => StatusCode::NOT_FOUND,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Denied => StatusCode::FORBIDDEN,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Busy => StatusCode::CONFLICT,

@@ -9,15 +9,18 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use warp::Filter;
 use warp::reply::Response;
 
+use super::auth::admin_refusal;
 use super::jobs::Scheduler;
 use super::oci::response::{json, with_body};
-use crate::client::{Client, ClientError, ErrorKind, GcRequest};
+use crate::auth::Auth;
+use crate::auth::perms::Action;
+use crate::client::{Client, ClientError, ErrorKind, GcRequest, TokenRequest};
 
 /// Request bodies are small JSON documents.
 const MAX_BODY: usize = 64 * 1024;
@@ -26,6 +29,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn routes(
     jobs: Arc<Scheduler>,
+    auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let docs = warp::path!("api-docs" / "openapi.json")
         .and(warp::get())
@@ -35,11 +39,20 @@ pub fn routes(
         .and(warp::path::tail())
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            move |tail: warp::path::Tail, method: Method, query: String, body| {
+            move |tail: warp::path::Tail,
+                  method: Method,
+                  query: String,
+                  headers: HeaderMap,
+                  body| {
                 let jobs = jobs.clone();
+                let auth = auth.clone();
                 async move {
+                    if let Err(refusal) = admit(&auth, &headers).await {
+                        return refusal;
+                    }
                     let result = match read_body(body).await {
                         Ok(body) => dispatch(&jobs, &method, tail.as_str(), &query, &body).await,
                         Err(e) => Err(e),
@@ -85,6 +98,17 @@ async fn dispatch(
             ok(&jobs.retention(req.dry_run).await?)
         }
         ("GET", "usage") => ok(&client.usage().await?),
+        ("GET", "tokens") => ok(&client.tokens().await?),
+        ("POST", "tokens") => {
+            let req: TokenRequest = parse(body)?;
+            ok(&client.token_create(&req).await?)
+        }
+        ("DELETE", p) if p.starts_with("tokens/") => {
+            let name = percent_encoding::percent_decode_str(&p["tokens/".len()..])
+                .decode_utf8_lossy()
+                .into_owned();
+            ok(&client.token_revoke(&name).await?)
+        }
         ("GET", "jobs") => ok(&jobs.status()),
         (
             _,
@@ -120,6 +144,25 @@ struct DeleteRequest {
 struct RetentionRequest {
     #[serde(default)]
     dry_run: bool,
+}
+
+/// The admin API is for admins: `admin` on every repository.
+async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<(), Response> {
+    if !auth.enabled {
+        return Ok(());
+    }
+    match auth.authenticate(headers).await {
+        Err(e) => Err(admin_refusal(StatusCode::UNAUTHORIZED, &e.0)),
+        Ok(p) if p.grants.allows_all(Action::Admin) => Ok(()),
+        Ok(p) if p.is_anonymous() => Err(admin_refusal(
+            StatusCode::UNAUTHORIZED,
+            "credentials required",
+        )),
+        Ok(p) => Err(admin_refusal(
+            StatusCode::FORBIDDEN,
+            &format!("{} is not an admin", p.who),
+        )),
+    }
 }
 
 /// Reads a request body of at most MAX_BODY bytes (GETs have none, and

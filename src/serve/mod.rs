@@ -2,6 +2,7 @@
 //! background housekeeping.
 
 pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod jobs;
 pub mod oci;
@@ -45,15 +46,18 @@ pub fn routes(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
     jobs: Arc<jobs::Scheduler>,
+    auth: Arc<crate::auth::Auth>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
 + Clone
 + Send
 + Sync
 + 'static {
     health::routes(reg.clone())
-        .or(admin::routes(jobs))
+        .or(auth::token_route(auth.clone()))
         .unify()
-        .or(oci::routes(reg, public_url))
+        .or(admin::routes(jobs, auth.clone()))
+        .unify()
+        .or(oci::routes(reg, public_url, auth))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(oci::response::error_of(
@@ -82,9 +86,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     spawn_housekeeping(reg.clone(), fs);
     let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
     jobs.start(&config);
+    let auth = Arc::new(
+        crate::auth::Auth::new(&config.auth, reg.storage().clone())
+            .await
+            .map_err(std::io::Error::other)?,
+    );
+    if auth.enabled {
+        tracing::info!(service = %auth.service, users = auth.users(), "authentication on");
+    }
 
     let public_url = config.server.public_url.as_deref().map(Arc::from);
-    let service = warp::service(routes(reg, public_url, jobs));
+    let service = warp::service(routes(reg, public_url, jobs, auth));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {

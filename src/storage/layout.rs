@@ -39,6 +39,14 @@
 //!     A blob a running garbage collection found unreferenced and moved aside.
 //!     It is purged after a second marking pass; until then a push or a pull
 //!     that needs it moves it back (see registry/gc.rs for the protocol).
+//!
+//! auth/tokens/<sha256 of the secret, hex>
+//!     An API token (JSON: name, permissions, created, expires, last_used).
+//!     The secret itself is never stored; deleting the object revokes the
+//!     token on every instance at once.
+//! auth/jwt-key
+//!     The key that signs the short-lived registry tokens of `/auth/token`
+//!     (random, created once with put_if_absent, shared by all instances).
 //! ```
 //!
 //! Repository name components never start with `_` (see the OCI name
@@ -138,6 +146,13 @@ pub fn parse_upload_part(name: &str) -> Option<u64> {
 }
 
 pub const BLOBS: &str = "blobs";
+pub const TOKENS: &str = "auth/tokens";
+pub const JWT_KEY: &str = "auth/jwt-key";
+
+pub fn token(hash: &str) -> String {
+    format!("{TOKENS}/{hash}")
+}
+
 pub const GC_LOCK: &str = "gc/lock";
 pub const GC_TRASH: &str = "gc/trash";
 

@@ -33,6 +33,16 @@ pub struct Global {
     #[arg(long, global = true, env = "NORA_URL", value_name = "URL")]
     pub url: Option<String>,
 
+    /// API token for --url (default: NORA_TOKEN)
+    #[arg(
+        long,
+        global = true,
+        env = "NORA_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Storage directory to operate on (overrides [storage] path)
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -125,7 +135,7 @@ impl Ui {
     /// an empty registry).
     pub fn client(&self) -> Result<Box<dyn Client>, Failure> {
         if let Some(url) = &self.global.url {
-            return Ok(Box::new(Remote::new(url)?));
+            return Ok(Box::new(Remote::new(url, self.global.token.clone())?));
         }
         let path = &self.config.storage.path;
         if !path.is_dir() {

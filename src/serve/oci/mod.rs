@@ -16,6 +16,9 @@ use http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 use warp::reply::Response;
 
+use super::auth::{self, Need};
+use crate::auth::Auth;
+use crate::auth::perms::Action;
 use crate::registry::error::Code;
 use crate::registry::{Registry, check_name};
 use crate::storage::ByteStream;
@@ -117,10 +120,11 @@ fn route(tail: &str) -> Option<Route> {
 pub async fn handle(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
+    auth: Arc<Auth>,
     tail: String,
     req: Request,
 ) -> Response {
-    let mut resp = dispatch(&reg, &tail, req).await;
+    let mut resp = dispatch(&reg, &auth, public_url.as_deref(), &tail, req).await;
     set(&mut resp, API_VERSION, "registry/2.0");
     if let Some(base) = public_url {
         absolute_location(&mut resp, &base);
@@ -146,7 +150,30 @@ fn absolute_location(resp: &mut Response, base: &str) {
     }
 }
 
-async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
+/// What a request on `route` needs from its caller.
+fn need(r: &Route, method: &Method) -> Need {
+    let action = match *method {
+        Method::GET | Method::HEAD => Action::Pull,
+        Method::DELETE => Action::Delete,
+        _ => Action::Push,
+    };
+    match r {
+        Route::Base => Need::Login,
+        Route::Catalog => Need::All(Action::Pull),
+        Route::Tags(n) | Route::Referrers(n, _) => Need::Repo(Action::Pull, n.clone()),
+        Route::Manifest(n, _) | Route::Blob(n, _) => Need::Repo(action, n.clone()),
+        // Upload sessions: every step is part of a push.
+        Route::Uploads(n) | Route::Upload(n, _) => Need::Repo(Action::Push, n.clone()),
+    }
+}
+
+async fn dispatch(
+    reg: &Registry,
+    auth: &Auth,
+    public_url: Option<&str>,
+    tail: &str,
+    mut req: Request,
+) -> Response {
     let Some(r) = route(tail) else {
         return error_of(Code::NameUnknown, StatusCode::NOT_FOUND, "no such endpoint");
     };
@@ -163,6 +190,18 @@ async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
         && let Err(e) = check_name(name)
     {
         return response::error(&e);
+    }
+    let principal = match auth::guard(auth, &need(&r, &req.method), &req.headers, public_url).await
+    {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    // A mount reads from another repository: without pull there, fall back
+    // to an ordinary upload (what the spec asks when a mount is not possible).
+    if let Some(from) = req.param("from")
+        && !principal.allows(Action::Pull, from)
+    {
+        req.query.retain(|(k, _)| k != "mount" && k != "from");
     }
     let m = req.method.clone();
     let result = match (r, m) {
@@ -197,6 +236,7 @@ async fn dispatch(reg: &Registry, tail: &str, req: Request) -> Response {
 pub fn routes(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
+    auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("v2")
@@ -209,6 +249,7 @@ pub fn routes(
             move |tail: warp::path::Tail, method, query: String, headers, body: ByteStream| {
                 let reg = reg.clone();
                 let public_url = public_url.clone();
+                let auth = auth.clone();
                 let req = Request {
                     method,
                     query: form_urlencoded::parse(query.as_bytes())
@@ -218,7 +259,7 @@ pub fn routes(
                     body: sync_wrapper::SyncWrapper::new(body),
                 };
                 let tail = tail.as_str().to_string();
-                async move { handle(reg, public_url, tail, req).await }
+                async move { handle(reg, public_url, auth, tail, req).await }
             },
         )
 }

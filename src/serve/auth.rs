@@ -1,0 +1,180 @@
+//! HTTP side of authentication: the challenge (401 with `WWW-Authenticate`),
+//! the refusal (403), and the token endpoint of the Docker/OCI token flow,
+//! `GET /auth/token?service=…&scope=repository:NAME:pull,push`.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use warp::Filter;
+use warp::reply::Response;
+
+use super::oci::response::{error_of, json, set};
+use crate::auth::perms::Action;
+use crate::auth::{Auth, Principal};
+use crate::registry::error::Code;
+
+/// What a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Any identity the configuration accepts (`GET /v2/`).
+    Login,
+    /// `action` on every repository (catalog, admin API).
+    All(Action),
+    /// `action` on one repository.
+    Repo(Action, String),
+}
+
+/// Where clients fetch registry tokens: on the public URL when one is set,
+/// else on the host the client used.
+pub fn realm(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    let base = match public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    format!("{base}/auth/token")
+}
+
+/// Checks `need` for a registry request. Err is the answer to send instead.
+pub async fn guard(
+    auth: &Auth,
+    need: &Need,
+    headers: &HeaderMap,
+    public_url: Option<&str>,
+) -> Result<Principal, Response> {
+    let challenge = |message: &str| {
+        let mut r = error_of(Code::Unauthorized, StatusCode::UNAUTHORIZED, message);
+        let mut value = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            realm(public_url, headers),
+            auth.service
+        );
+        if let Need::Repo(action, name) = need {
+            let actions = match action {
+                Action::Pull => "pull",
+                Action::Push => "pull,push",
+                Action::Delete => "delete",
+                Action::Admin => "*",
+            };
+            value.push_str(&format!(",scope=\"repository:{name}:{actions}\""));
+        }
+        set(&mut r, "WWW-Authenticate", &value);
+        r
+    };
+    if !auth.enabled {
+        return Ok(auth.anonymous());
+    }
+    let p = match auth.authenticate(headers).await {
+        Ok(p) => p,
+        Err(e) => return Err(challenge(&e.0)),
+    };
+    let allowed = match need {
+        Need::Login => !p.is_anonymous() || p.grants.allows_all(Action::Pull),
+        Need::All(action) => p.grants.allows_all(*action),
+        Need::Repo(action, name) => p.allows(*action, name),
+    };
+    if allowed {
+        Ok(p)
+    } else if p.is_anonymous() {
+        Err(challenge("authentication required"))
+    } else {
+        Err(error_of(
+            Code::Denied,
+            StatusCode::FORBIDDEN,
+            &format!("{} may not do this", p.who),
+        ))
+    }
+}
+
+/// `GET /auth/token`: Basic credentials or an API token in, a short-lived
+/// registry token out, limited to the requested scopes the caller holds.
+pub fn token_route(
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path!("auth" / "token")
+        .and(warp::get().or(warp::post()).unify())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .then(move |query: String, headers: HeaderMap| {
+            let auth = auth.clone();
+            async move { token(&auth, &query, &headers).await }
+        })
+}
+
+async fn token(auth: &Auth, query: &str, headers: &HeaderMap) -> Response {
+    let refuse = |message: &str| {
+        let mut r = error_of(Code::Unauthorized, StatusCode::UNAUTHORIZED, message);
+        set(&mut r, "WWW-Authenticate", "Basic realm=\"nora\"");
+        r
+    };
+    if !auth.enabled {
+        return error_of(
+            Code::Unsupported,
+            StatusCode::NOT_FOUND,
+            "authentication is off",
+        );
+    }
+    let p = match auth.authenticate(headers).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(target: "nora::audit", result = "refused", reason = %e, "login");
+            return refuse(&e.0);
+        }
+    };
+    if p.is_anonymous() && !p.grants.allows_all(Action::Pull) {
+        return refuse("credentials required");
+    }
+    let mut service_ok = true;
+    let mut scopes = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "scope" => scopes.extend(v.split(' ').filter(|s| !s.is_empty()).map(String::from)),
+            "service" => service_ok = v == auth.service,
+            _ => {}
+        }
+    }
+    if !service_ok {
+        return error_of(Code::Denied, StatusCode::BAD_REQUEST, "unknown service");
+    }
+    match auth.issue(&p, &scopes) {
+        Ok((token, expires_in)) => {
+            tracing::info!(target: "nora::audit", who = %p.who, result = "ok", "login");
+            let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "token": token,
+                    "access_token": token,
+                    "expires_in": expires_in,
+                    "issued_at": issued_at,
+                }),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a registry token");
+            error_of(
+                Code::Internal,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot issue a token",
+            )
+        }
+    }
+}
+
+/// An admin API refusal in that API's own error form.
+pub fn admin_refusal(status: StatusCode, message: &str) -> Response {
+    let mut r = json(
+        status,
+        &serde_json::json!({ "error": { "kind": "denied", "message": message } }),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        set(&mut r, "WWW-Authenticate", "Basic realm=\"nora\"");
+    }
+    r
+}
