@@ -43,6 +43,9 @@ impl std::fmt::Display for Who {
 pub struct Principal {
     pub who: Who,
     pub grants: Arc<Grants>,
+    /// Holds a registry token, limited to the scopes it was issued for: a
+    /// refusal then asks for a new token (401) rather than denying (403).
+    pub scoped: bool,
     /// For a token: its storage hash, carried into registry tokens.
     token_hash: Option<String>,
 }
@@ -242,6 +245,16 @@ impl Auth {
             }
         }
         let mut perms = Vec::new();
+        if claims
+            .access
+            .iter()
+            .any(|a| a.kind == "registry" && a.name == "catalog")
+        {
+            perms.push(Permission {
+                action: Action::Pull,
+                pattern: "**".into(),
+            });
+        }
         for a in claims.access.iter().filter(|a| a.kind == "repository") {
             for action in a.actions.iter().filter_map(|s| Action::parse(s)) {
                 perms.push(Permission {
@@ -255,7 +268,10 @@ impl Auth {
             None if claims.sub == "anonymous" => Who::Anonymous,
             None => Who::User(claims.sub),
         };
-        Ok(self.cached(token, || principal(who, perms, None)))
+        Ok(self.cached(token, || Principal {
+            scoped: true,
+            ..principal(who, perms, None)
+        }))
     }
 
     /// A registry token for `principal` with the requested scopes narrowed to
@@ -269,6 +285,16 @@ impl Auth {
             else {
                 continue;
             };
+            if kind == "registry" && name == "catalog" {
+                if p.grants.allows_all(Action::Pull) {
+                    access.push(jwt::Access {
+                        kind: "registry".into(),
+                        name: "catalog".into(),
+                        actions: vec!["*".into()],
+                    });
+                }
+                continue;
+            }
             if kind != "repository" {
                 continue;
             }
@@ -309,6 +335,7 @@ fn principal(who: Who, perms: Vec<Permission>, token_hash: Option<String>) -> Pr
     Principal {
         who,
         grants: Arc::new(Grants::new(&perms)),
+        scoped: false,
         token_hash,
     }
 }

@@ -55,6 +55,9 @@ pub async fn guard(
             realm(public_url, headers),
             auth.service
         );
+        if matches!(need, Need::All(Action::Pull)) {
+            value.push_str(",scope=\"registry:catalog:*\"");
+        }
         if let Need::Repo(action, name) = need {
             let actions = match action {
                 Action::Pull => "pull",
@@ -83,6 +86,9 @@ pub async fn guard(
         Ok(p)
     } else if p.is_anonymous() {
         Err(challenge("authentication required"))
+    } else if p.scoped {
+        // The client holds a token for other scopes: tell it which to ask for.
+        Err(challenge("insufficient scope"))
     } else {
         Err(error_of(
             Code::Denied,

@@ -78,11 +78,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
-    tracing::info!(
-        address = %local,
-        storage = %config.storage.path.display(),
-        "nora listening on http://{local}"
-    );
+    // Signals are caught from here on: a SIGTERM right after the "listening"
+    // line must already mean a graceful stop.
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     spawn_housekeeping(reg.clone(), fs);
     let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
     jobs.start(&config);
@@ -98,7 +96,12 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let public_url = config.server.public_url.as_deref().map(Arc::from);
     let service = warp::service(routes(reg, public_url, jobs, auth));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    tracing::info!(
+        address = %local,
+        storage = %config.storage.path.display(),
+        "nora listening on http://{local}"
+    );
+
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -137,20 +140,23 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
