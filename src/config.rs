@@ -118,6 +118,9 @@ pub struct Auth {
     /// Lifetime of the registry tokens `/auth/token` issues.
     #[serde(with = "humantime_serde_compat")]
     pub token_ttl: Duration,
+    /// Failed logins from one address before it is refused for a while
+    /// (0: never).
+    pub failed_login_limit: u32,
     /// Named groups of users, usable as rule subjects.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
     /// `[[auth.rules]]`: what each user, group or token may do. With no rules,
@@ -133,6 +136,7 @@ impl Default for Auth {
             anonymous_read: false,
             service: "nora".into(),
             token_ttl: Duration::from_secs(300),
+            failed_login_limit: 10,
             groups: Default::default(),
             rules: Vec::new(),
         }
@@ -340,6 +344,16 @@ const ENV_VARS: &[EnvVar] = &[
         key: "auth.anonymous_read",
         set: |c, v| {
             c.auth.anonymous_read = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_AUTH_FAILED_LOGIN_LIMIT",
+        key: "auth.failed_login_limit",
+        set: |c, v| {
+            c.auth.failed_login_limit = v
+                .parse()
+                .map_err(|_| "expected a number (0: no limit)".to_string())?;
             Ok(())
         },
     },

@@ -36,6 +36,12 @@ fn nora(data: &Path, args: &[&str]) -> String {
 }
 
 fn setup() -> Setup {
+    setup_with(0)
+}
+
+/// `limit`: failed logins per address before 429 (0: off, so the matrix
+/// tests can fail logins freely).
+fn setup_with(limit: u32) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -58,6 +64,7 @@ fn setup() -> Setup {
 [auth]
 enabled = true
 htpasswd_file = "{}"
+failed_login_limit = {limit}
 [auth.groups]
 admins = ["root"]
 [[auth.rules]]
@@ -566,4 +573,46 @@ async fn anonymous_read_opens_pulls_only() {
         decode_claims(&jwt)["access"][0]["actions"],
         serde_json::json!(["pull"])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_are_slowed_then_refused() {
+    let s = setup_with(10);
+    let c = s.server.client();
+    let bad = basic("root", "guess");
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let r = c
+            .http
+            .get(c.u("/v2/"))
+            .header("Authorization", &bad)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10], 429);
+    // Even the right password is refused while blocked, with Retry-After.
+    let r = c
+        .http
+        .get(c.u("/auth/token?service=nora"))
+        .header("Authorization", basic("root", "root-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(common::oci_error(r).await.1, "TOOMANYREQUESTS");
+    // Failed logins are in the audit log, without the password.
+    let log = s.server.log_text();
+    assert!(log.contains("login refused"), "{log}");
+    assert!(!log.contains("guess"));
 }

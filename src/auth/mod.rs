@@ -7,6 +7,7 @@
 pub mod htpasswd;
 pub mod jwt;
 pub mod perms;
+pub mod throttle;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -76,6 +77,7 @@ pub struct Auth {
     groups_of: HashMap<String, Vec<String>>,
     storage: Arc<dyn Storage>,
     key: Vec<u8>,
+    pub throttle: throttle::Throttle,
     /// Compiled once: who anonymous callers are.
     anonymous: Principal,
     /// Compiled grants, by user name and by registry token (both immutable:
@@ -127,6 +129,7 @@ impl Auth {
         Ok(Auth {
             anonymous: principal(Who::Anonymous, anonymous_perms, None),
             compiled: std::sync::Mutex::new(HashMap::new()),
+            throttle: throttle::Throttle::new(cfg.failed_login_limit),
             enabled: cfg.enabled,
             service: cfg.service.clone(),
             token_ttl: cfg.token_ttl.as_secs().max(1),

@@ -151,8 +151,9 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<(), Response> {
     if !auth.enabled {
         return Ok(());
     }
-    match auth.authenticate(headers).await {
-        Err(e) => Err(admin_refusal(StatusCode::UNAUTHORIZED, &e.0)),
+    match super::auth::authenticate(auth, headers).await {
+        Err(super::auth::Failed::Throttled(r)) => Err(r),
+        Err(super::auth::Failed::Refused(m)) => Err(admin_refusal(StatusCode::UNAUTHORIZED, &m)),
         Ok(p) if p.grants.allows_all(Action::Admin) => Ok(()),
         Ok(p) if p.is_anonymous() => Err(admin_refusal(
             StatusCode::UNAUTHORIZED,

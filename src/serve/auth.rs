@@ -73,9 +73,10 @@ pub async fn guard(
     if !auth.enabled {
         return Ok(auth.anonymous());
     }
-    let p = match auth.authenticate(headers).await {
+    let p = match authenticate(auth, headers).await {
         Ok(p) => p,
-        Err(e) => return Err(challenge(&e.0)),
+        Err(Failed::Throttled(r)) => return Err(r),
+        Err(Failed::Refused(m)) => return Err(challenge(&m)),
     };
     let allowed = match need {
         Need::Login => !p.is_anonymous() || p.grants.allows_all(Action::Pull),
@@ -95,6 +96,49 @@ pub async fn guard(
             StatusCode::FORBIDDEN,
             &format!("{} may not do this", p.who),
         ))
+    }
+}
+
+pub enum Failed {
+    /// Credentials that do not hold (after the throttle's delay).
+    Refused(String),
+    /// Too many failures from this address: the 429 to send.
+    Throttled(Response),
+}
+
+/// `Auth::authenticate` behind the brute-force throttle, with the audit log
+/// line of every failed login.
+pub async fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Principal, Failed> {
+    let peer = super::request_log::peer_of(headers);
+    if let Err(wait) = auth.throttle.check(peer) {
+        let mut r = error_of(
+            Code::TooManyRequests,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins from this address; try again later",
+        );
+        set(&mut r, "Retry-After", &wait.to_string());
+        return Err(Failed::Throttled(r));
+    }
+    match auth.authenticate(headers).await {
+        Ok(p) => {
+            if !p.is_anonymous() {
+                auth.throttle.succeeded(peer);
+            }
+            Ok(p)
+        }
+        Err(e) => {
+            tracing::warn!(
+                target: "nora::audit",
+                peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+                reason = %e,
+                "login refused"
+            );
+            let delay = auth.throttle.failed(peer);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Err(Failed::Refused(e.0))
+        }
     }
 }
 
@@ -126,12 +170,10 @@ async fn token(auth: &Auth, query: &str, headers: &HeaderMap) -> Response {
             "authentication is off",
         );
     }
-    let p = match auth.authenticate(headers).await {
+    let p = match authenticate(auth, headers).await {
         Ok(p) => p,
-        Err(e) => {
-            tracing::info!(target: "nora::audit", result = "refused", reason = %e, "login");
-            return refuse(&e.0);
-        }
+        Err(Failed::Throttled(r)) => return r,
+        Err(Failed::Refused(m)) => return refuse(&m),
     };
     if p.is_anonymous() && !p.grants.allows_all(Action::Pull) {
         return refuse("credentials required");
@@ -150,7 +192,13 @@ async fn token(auth: &Auth, query: &str, headers: &HeaderMap) -> Response {
     }
     match auth.issue(&p, &scopes) {
         Ok((token, expires_in)) => {
-            tracing::info!(target: "nora::audit", who = %p.who, result = "ok", "login");
+            tracing::info!(
+                target: "nora::audit",
+                who = %p.who,
+                peer = %super::request_log::peer_of(headers).map(|p| p.to_string()).unwrap_or_default(),
+                scopes = %scopes.join(" "),
+                "login"
+            );
             let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             json(
                 StatusCode::OK,

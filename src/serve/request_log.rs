@@ -25,6 +25,14 @@ impl<S> RequestLog<S> {
     }
 }
 
+/// Internal header carrying the client's address to the handlers.
+pub const PEER: &str = "x-nora-peer";
+
+/// The client address `RequestLog` recorded on a request.
+pub fn peer_of(headers: &http::HeaderMap) -> Option<std::net::IpAddr> {
+    headers.get(PEER)?.to_str().ok()?.parse().ok()
+}
+
 /// A client's id is kept when it is short printable ASCII; else we make one.
 fn request_id<B>(req: &Request<B>) -> HeaderValue {
     if let Some(v) = req.headers().get(REQUEST_ID)
@@ -61,6 +69,14 @@ where
         let start = Instant::now();
         let id = request_id(&req);
         req.headers_mut().insert(REQUEST_ID, id.clone());
+        // The peer address for the handlers (login throttling): ours only,
+        // never one a client sent.
+        req.headers_mut().remove(PEER);
+        if let Some(p) = self.peer
+            && let Ok(v) = HeaderValue::from_str(&p.ip().to_string())
+        {
+            req.headers_mut().insert(PEER, v);
+        }
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let bytes_in = content_length(req.headers());
