@@ -315,8 +315,16 @@ async fn every_caller_against_every_endpoint() {
         c.http.get(c.u("/ready")).send().await.unwrap().status(),
         200
     );
-    // Secrets never reach the log.
+    // Mutations are audited: who, what, result.
     let log = s.server.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("mutation")
+            && l.contains("who=user root")
+            && l.contains("path=/v2/team/app/manifests/v1")
+            && l.contains("status=201")),
+        "{log}"
+    );
+    // Secrets never reach the log.
     for secret in ["root-pw", "writer-pw", s.write_token.as_str()] {
         assert!(!log.contains(secret), "{secret} in the log");
     }

@@ -18,8 +18,8 @@ use warp::reply::Response;
 use super::auth::admin_refusal;
 use super::jobs::Scheduler;
 use super::oci::response::{json, with_body};
-use crate::auth::Auth;
 use crate::auth::perms::Action;
+use crate::auth::{Auth, Who};
 use crate::client::{Client, ClientError, ErrorKind, GcRequest, TokenRequest};
 
 /// Request bodies are small JSON documents.
@@ -50,14 +50,31 @@ pub fn routes(
                 let jobs = jobs.clone();
                 let auth = auth.clone();
                 async move {
-                    if let Err(refusal) = admit(&auth, &headers).await {
-                        return refusal;
-                    }
+                    let who = match admit(&auth, &headers).await {
+                        Ok(who) => who,
+                        Err(refusal) => return refusal,
+                    };
                     let result = match read_body(body).await {
                         Ok(body) => dispatch(&jobs, &method, tail.as_str(), &query, &body).await,
                         Err(e) => Err(e),
                     };
-                    result.unwrap_or_else(|e| error(&e))
+                    let resp = result.unwrap_or_else(|e| error(&e));
+                    if let Some(who) = who
+                        && method != Method::GET
+                    {
+                        tracing::info!(
+                            target: "nora::audit",
+                            who = %who,
+                            peer = %super::request_log::peer_of(&headers)
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                            method = %method,
+                            path = %format!("/api/v1/{}", tail.as_str()),
+                            status = resp.status().as_u16(),
+                            "mutation"
+                        );
+                    }
+                    resp
                 }
             },
         );
@@ -147,14 +164,14 @@ struct RetentionRequest {
 }
 
 /// The admin API is for admins: `admin` on every repository.
-async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<(), Response> {
+async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Option<Who>, Response> {
     if !auth.enabled {
-        return Ok(());
+        return Ok(None);
     }
     match super::auth::authenticate(auth, headers).await {
         Err(super::auth::Failed::Throttled(r)) => Err(r),
         Err(super::auth::Failed::Refused(m)) => Err(admin_refusal(StatusCode::UNAUTHORIZED, &m)),
-        Ok(p) if p.grants.allows_all(Action::Admin) => Ok(()),
+        Ok(p) if p.grants.allows_all(Action::Admin) => Ok(Some(p.who)),
         Ok(p) if p.is_anonymous() => Err(admin_refusal(
             StatusCode::UNAUTHORIZED,
             "credentials required",

@@ -204,7 +204,9 @@ async fn dispatch(
         req.query.retain(|(k, _)| k != "mount" && k != "from");
     }
     let m = req.method.clone();
-    let result = match (r, m) {
+    let mutation = auth.enabled && !matches!(m, Method::GET | Method::HEAD);
+    let peer = super::request_log::peer_of(&req.headers);
+    let result = match (r, m.clone()) {
         (Route::Base, Method::GET | Method::HEAD) => {
             Ok(json(StatusCode::OK, &serde_json::json!({})))
         }
@@ -229,7 +231,20 @@ async fn dispatch(
             "method not allowed here",
         )),
     };
-    finish(result)
+    let resp = finish(result);
+    if mutation {
+        // Who changed what, from where, and how it ended: the audit trail.
+        tracing::info!(
+            target: "nora::audit",
+            who = %principal.who,
+            peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
+            method = %m,
+            path = %format!("/v2/{tail}"),
+            status = resp.status().as_u16(),
+            "mutation"
+        );
+    }
+    resp
 }
 
 /// The warp filter for everything under `/v2`.
