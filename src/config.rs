@@ -126,6 +126,35 @@ pub struct Auth {
     /// `[[auth.rules]]`: what each user, group or token may do. With no rules,
     /// every htpasswd user may do everything.
     pub rules: Vec<AuthRule>,
+    /// `[[auth.oidc.providers]]`: CI workload identity (see auth/oidc.rs).
+    pub oidc: Oidc,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Oidc {
+    pub providers: Vec<OidcProvider>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    pub name: String,
+    /// Exactly as the ID tokens' `iss` says; discovery is fetched from it.
+    pub issuer: String,
+    /// The `aud` ID tokens must carry.
+    pub audience: String,
+    #[serde(default)]
+    pub rules: Vec<OidcRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRule {
+    /// Claim name -> glob its (string) value must match; all must match.
+    #[serde(rename = "match")]
+    pub claims: std::collections::BTreeMap<String, String>,
+    pub permissions: Vec<String>,
 }
 
 impl Default for Auth {
@@ -139,6 +168,7 @@ impl Default for Auth {
             failed_login_limit: 10,
             groups: Default::default(),
             rules: Vec::new(),
+            oidc: Oidc::default(),
         }
     }
 }
@@ -486,6 +516,32 @@ impl Config {
             for p in &rule.permissions {
                 if let Err(e) = crate::auth::perms::Permission::parse(p) {
                     return Err(err(&format!("auth.rules[{i}].permissions"), p, &e));
+                }
+            }
+        }
+        for (i, provider) in self.auth.oidc.providers.iter().enumerate() {
+            let key = format!("auth.oidc.providers[{i}]");
+            if !provider.issuer.starts_with("https://") && !provider.issuer.starts_with("http://") {
+                return Err(err(
+                    &format!("{key}.issuer"),
+                    &provider.issuer,
+                    "expected a URL",
+                ));
+            }
+            for rule in &provider.rules {
+                for p in &rule.permissions {
+                    if let Err(e) = crate::auth::perms::Permission::parse(p) {
+                        return Err(err(&format!("{key}.rules.permissions"), p, &e));
+                    }
+                }
+                for (claim, glob) in &rule.claims {
+                    if let Err(e) = globset::Glob::new(glob) {
+                        return Err(err(
+                            &format!("{key}.rules.match.{claim}"),
+                            glob,
+                            &e.to_string(),
+                        ));
+                    }
                 }
             }
         }

@@ -29,6 +29,10 @@ pub struct Claims {
     /// revoked token's registry tokens die with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tid: Option<String>,
+    /// `ACTION:GLOB` permissions, for tokens not tied to one request's scopes
+    /// (those exchanged for a CI's OIDC identity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perms: Vec<String>,
 }
 
 pub fn sign(key: &[u8], claims: &Claims) -> Result<String, String> {
@@ -69,6 +73,7 @@ mod tests {
                 actions: vec!["pull".into()],
             }],
             tid: None,
+            perms: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod htpasswd;
 pub mod jwt;
+pub mod oidc;
 pub mod perms;
 pub mod throttle;
 pub mod tokens;
@@ -78,6 +79,7 @@ pub struct Auth {
     storage: Arc<dyn Storage>,
     key: Vec<u8>,
     pub throttle: throttle::Throttle,
+    oidc: oidc::Oidc,
     /// Compiled once: who anonymous callers are.
     anonymous: Principal,
     /// Compiled grants, by user name and by registry token (both immutable:
@@ -130,6 +132,7 @@ impl Auth {
             anonymous: principal(Who::Anonymous, anonymous_perms, None),
             compiled: std::sync::Mutex::new(HashMap::new()),
             throttle: throttle::Throttle::new(cfg.failed_login_limit),
+            oidc: oidc::Oidc::new(&cfg.oidc)?,
             enabled: cfg.enabled,
             service: cfg.service.clone(),
             token_ttl: cfg.token_ttl.as_secs().max(1),
@@ -187,6 +190,9 @@ impl Auth {
                 .ok_or_else(|| Refused("malformed Basic credentials".into()))?;
             if password.starts_with(tokens::PREFIX) {
                 return self.token(password).await;
+            }
+            if looks_like_jwt(password) {
+                return self.registry_token(password).await;
             }
             if self.users.verify(user, password) {
                 return Ok(self.user(user));
@@ -247,7 +253,12 @@ impl Auth {
                 ));
             }
         }
-        let mut perms = Vec::new();
+        let mut perms: Vec<Permission> = claims
+            .perms
+            .iter()
+            .filter_map(|p| Permission::parse(p).ok())
+            .collect();
+        let scoped = claims.perms.is_empty();
         if claims
             .access
             .iter()
@@ -272,7 +283,7 @@ impl Auth {
             None => Who::User(claims.sub),
         };
         Ok(self.cached(token, || Principal {
-            scoped: true,
+            scoped,
             ..principal(who, perms, None)
         }))
     }
@@ -329,9 +340,43 @@ impl Auth {
             exp: now + self.token_ttl,
             access,
             tid: p.token_hash.clone(),
+            perms: Vec::new(),
         };
         Ok((jwt::sign(&self.key, &claims)?, self.token_ttl))
     }
+}
+
+/// How long a registry token exchanged for an OIDC identity lives: a CI job's
+/// pushes, not a login session.
+const OIDC_TOKEN_TTL: u64 = 3600;
+
+impl Auth {
+    pub fn oidc_enabled(&self) -> bool {
+        self.enabled && !self.oidc.is_empty()
+    }
+
+    /// Exchanges a CI's OIDC ID token for a registry token carrying the
+    /// matching rules' permissions: `(token, expires_in, identity)`.
+    pub async fn oidc_token(&self, id_token: &str) -> Result<(String, u64, String), Refused> {
+        let identity = self.oidc.exchange(id_token).await.map_err(Refused)?;
+        let now = tokens::now();
+        let claims = jwt::Claims {
+            iss: jwt::ISSUER.into(),
+            aud: self.service.clone(),
+            sub: identity.name.clone(),
+            iat: now,
+            exp: now + OIDC_TOKEN_TTL,
+            access: Vec::new(),
+            tid: None,
+            perms: identity.permissions.iter().map(|p| p.to_string()).collect(),
+        };
+        let token = jwt::sign(&self.key, &claims).map_err(Refused)?;
+        Ok((token, OIDC_TOKEN_TTL, identity.name))
+    }
+}
+
+fn looks_like_jwt(s: &str) -> bool {
+    s.len() > 20 && s.split('.').count() == 3 && s.starts_with("eyJ")
 }
 
 fn principal(who: Who, perms: Vec<Permission>, token_hash: Option<String>) -> Principal {

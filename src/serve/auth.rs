@@ -232,3 +232,81 @@ pub fn admin_refusal(status: StatusCode, message: &str) -> Response {
     }
     r
 }
+
+/// `POST /auth/oidc/token`: a CI's ID token (as `Authorization: Bearer` or
+/// JSON `{"token": "…"}`) in, `{"token", "expires_in"}` out.
+pub fn oidc_route(
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path!("auth" / "oidc" / "token")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(
+            warp::body::bytes()
+                .or(warp::any().map(bytes::Bytes::new))
+                .unify(),
+        )
+        .then(move |headers: HeaderMap, body: bytes::Bytes| {
+            let auth = auth.clone();
+            async move { oidc_token(&auth, &headers, &body).await }
+        })
+}
+
+async fn oidc_token(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
+    let refuse = |status: StatusCode, message: &str| {
+        json(
+            status,
+            &serde_json::json!({ "errors": [{ "code": "UNAUTHORIZED", "message": message }] }),
+        )
+    };
+    if !auth.oidc_enabled() {
+        return refuse(StatusCode::NOT_FOUND, "no OIDC provider is configured");
+    }
+    let peer = super::request_log::peer_of(headers);
+    if let Err(wait) = auth.throttle.check(peer) {
+        let mut r = error_of(
+            Code::TooManyRequests,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins from this address; try again later",
+        );
+        set(&mut r, "Retry-After", &wait.to_string());
+        return r;
+    }
+    let from_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let from_body = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_string));
+    let Some(id_token) = from_header.or(from_body) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "send the ID token as Authorization: Bearer or as {\"token\": \"...\"}",
+        );
+    };
+    let peer_s = peer.map(|p| p.to_string()).unwrap_or_default();
+    match auth.oidc_token(&id_token).await {
+        Ok((token, expires_in, who)) => {
+            auth.throttle.succeeded(peer);
+            tracing::info!(target: "nora::audit", who = %who, peer = %peer_s, "oidc login");
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "token": token, "expires_in": expires_in }),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(target: "nora::audit", peer = %peer_s, reason = %e, "oidc login refused");
+            let delay = auth.throttle.failed(peer);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            refuse(StatusCode::UNAUTHORIZED, &e.0)
+        }
+    }
+}

@@ -55,6 +55,8 @@ pub fn routes(
     health::routes(reg.clone())
         .or(auth::token_route(auth.clone()))
         .unify()
+        .or(auth::oidc_route(auth.clone()))
+        .unify()
         .or(admin::routes(jobs, auth.clone()))
         .unify()
         .or(oci::routes(reg, public_url, auth))
