@@ -185,7 +185,7 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Option<Who>, Response
 
 /// Reads a request body of at most MAX_BODY bytes (GETs have none, and
 /// chunked bodies have no Content-Length to check up front).
-async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ClientError>
+pub(super) async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ClientError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,

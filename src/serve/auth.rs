@@ -241,15 +241,14 @@ pub fn oidc_route(
     warp::path!("auth" / "oidc" / "token")
         .and(warp::post())
         .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(
-            warp::body::bytes()
-                .or(warp::any().map(bytes::Bytes::new))
-                .unify(),
-        )
-        .then(move |headers: HeaderMap, body: bytes::Bytes| {
+        .and(warp::body::stream())
+        .then(move |headers: HeaderMap, body| {
             let auth = auth.clone();
-            async move { oidc_token(&auth, &headers, &body).await }
+            async move {
+                // Capped like every small JSON body; too big is simply no token.
+                let body = super::admin::read_body(body).await.unwrap_or_default();
+                oidc_token(&auth, &headers, &body).await
+            }
         })
 }
 
