@@ -23,7 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -43,6 +43,8 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Garbage-collect unreferenced blobs and manifests (online)')
             [CompletionResult]::new('retention', 'retention', [CompletionResultType]::ParameterValue, 'Remove old tags by the configured [[retention]] rules')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Create, list and revoke API tokens')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Revoke and forget the stored login for a server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions, or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -50,7 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;serve' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -66,7 +68,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -86,7 +88,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;ls' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -102,7 +104,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;list' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -118,7 +120,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;images;inspect' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -149,7 +151,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;tag' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -165,7 +167,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;delete' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -185,7 +187,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -204,7 +206,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;retention' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -223,7 +225,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;token' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -248,7 +250,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime ("30d", "12h"); never expires when absent')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -264,7 +266,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;token;ls' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -280,7 +282,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;token;list' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -296,7 +298,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;token;revoke' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -328,11 +330,51 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;token;help;help' {
             break
         }
+        'nora;login' {
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'User name (asked when absent)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name (asked when absent)')
+            [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime of the login token (default 30d, at most 365d)')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience of the GitHub Actions ID token (default: the server URL)')
+            [CompletionResult]::new('--id-token-env', '--id-token-env', [CompletionResultType]::ParameterName, 'Read the ID token from this environment variable (GitLab''s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)')
+            [CompletionResult]::new('--id-token-file', '--id-token-file', [CompletionResultType]::ParameterName, 'Read the ID token from this file')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from stdin instead of asking')
+            [CompletionResult]::new('--oidc', '--oidc', [CompletionResultType]::ParameterName, 'CI: exchange the platform''s OIDC ID token (GitHub Actions, GitLab CI) and write the container clients'' auth file as well')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'nora;logout' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only what was asked for: no progress, no summaries')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what happens on stderr (-vv for more)')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'No colours (also when NO_COLOR is set or stdout is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'nora;completions' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Write files into this directory instead of printing (required for man)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: ./config.toml when present)')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Operate on a running nora through its admin API instead of on storage')
-            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Storage directory to operate on (overrides [storage] path)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
@@ -353,6 +395,8 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Garbage-collect unreferenced blobs and manifests (online)')
             [CompletionResult]::new('retention', 'retention', [CompletionResultType]::ParameterValue, 'Remove old tags by the configured [[retention]] rules')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Create, list and revoke API tokens')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Revoke and forget the stored login for a server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions, or write man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -396,6 +440,12 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
             break
         }
         'nora;help;token;revoke' {
+            break
+        }
+        'nora;help;login' {
+            break
+        }
+        'nora;help;logout' {
             break
         }
         'nora;help;completions' {

@@ -20,7 +20,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -40,13 +40,15 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
             cand token 'Create, list and revoke API tokens'
+            cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
+            cand logout 'Revoke and forget the stored login for a server'
             cand completions 'Print shell completions, or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'nora;serve'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -61,7 +63,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -80,7 +82,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;ls'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -95,7 +97,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;list'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -110,7 +112,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;images;inspect'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -136,7 +138,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;tag'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -151,7 +153,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;delete'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -170,7 +172,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand --grace 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h'
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -188,7 +190,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;retention'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -206,7 +208,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;token'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -230,7 +232,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand --expires 'Lifetime ("30d", "12h"); never expires when absent'
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -245,7 +247,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;token;ls'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -260,7 +262,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;token;list'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -275,7 +277,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;token;revoke'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -301,11 +303,49 @@ set edit:completion:arg-completer[nora] = {|@words|
         }
         &'nora;token;help;help'= {
         }
+        &'nora;login'= {
+            cand -u 'User name (asked when absent)'
+            cand --username 'User name (asked when absent)'
+            cand --expires 'Lifetime of the login token (default 30d, at most 365d)'
+            cand --audience 'Audience of the GitHub Actions ID token (default: the server URL)'
+            cand --id-token-env 'Read the ID token from this environment variable (GitLab''s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)'
+            cand --id-token-file 'Read the ID token from this file'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --password-stdin 'Read the password from stdin instead of asking'
+            cand --oidc 'CI: exchange the platform''s OIDC ID token (GitHub Actions, GitLab CI) and write the container clients'' auth file as well'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;logout'= {
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'nora;completions'= {
             cand --dir 'Write files into this directory instead of printing (required for man)'
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
-            cand --token 'API token for --url (default: NORA_TOKEN)'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
             cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
             cand -o 'Output format'
             cand --output 'Output format'
@@ -325,6 +365,8 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
             cand token 'Create, list and revoke API tokens'
+            cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
+            cand logout 'Revoke and forget the stored login for a server'
             cand completions 'Print shell completions, or write man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -356,6 +398,10 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;help;token;ls'= {
         }
         &'nora;help;token;revoke'= {
+        }
+        &'nora;help;login'= {
+        }
+        &'nora;help;logout'= {
         }
         &'nora;help;completions'= {
         }

@@ -26,7 +26,7 @@ end
 
 complete -c nora -n "__fish_nora_needs_command" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_needs_command" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_needs_command" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_needs_command" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -43,11 +43,13 @@ complete -c nora -n "__fish_nora_needs_command" -f -a "delete" -d 'Delete tags o
 complete -c nora -n "__fish_nora_needs_command" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
 complete -c nora -n "__fish_nora_needs_command" -f -a "token" -d 'Create, list and revoke API tokens'
+complete -c nora -n "__fish_nora_needs_command" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
+complete -c nora -n "__fish_nora_needs_command" -f -a "logout" -d 'Revoke and forget the stored login for a server'
 complete -c nora -n "__fish_nora_needs_command" -f -a "completions" -d 'Print shell completions, or write man pages'
 complete -c nora -n "__fish_nora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand serve" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand serve" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand serve" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand serve" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -58,7 +60,7 @@ complete -c nora -n "__fish_nora_using_subcommand serve" -l no-color -d 'No colo
 complete -c nora -n "__fish_nora_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -73,7 +75,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_su
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -84,7 +86,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -95,7 +97,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -109,7 +111,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand tag" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand tag" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand tag" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand tag" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -120,7 +122,7 @@ complete -c nora -n "__fish_nora_using_subcommand tag" -l no-color -d 'No colour
 complete -c nora -n "__fish_nora_using_subcommand tag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand delete" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand delete" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand delete" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand delete" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -134,7 +136,7 @@ complete -c nora -n "__fish_nora_using_subcommand delete" -s h -l help -d 'Print
 complete -c nora -n "__fish_nora_using_subcommand gc" -l grace -d 'Keep unreferenced blobs younger than this ("1h", "30m", "0s"); default: [gc] grace of the config, 1h' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand gc" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand gc" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -147,7 +149,7 @@ complete -c nora -n "__fish_nora_using_subcommand gc" -l no-color -d 'No colours
 complete -c nora -n "__fish_nora_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand retention" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand retention" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand retention" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand retention" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -160,7 +162,7 @@ complete -c nora -n "__fish_nora_using_subcommand retention" -l no-color -d 'No 
 complete -c nora -n "__fish_nora_using_subcommand retention" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -182,7 +184,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l expires -d 'Lifetime ("30d", "12h"); never expires when absent' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -193,7 +195,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -204,7 +206,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -215,7 +217,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -228,10 +230,39 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List tokens: name, permissions, created, expires, last used (never secrets)'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token; every instance refuses it at once'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand login" -s u -l username -d 'User name (asked when absent)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l expires -d 'Lifetime of the login token (default 30d, at most 365d)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l audience -d 'Audience of the GitHub Actions ID token (default: the server URL)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l id-token-env -d 'Read the ID token from this environment variable (GitLab\'s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l id-token-file -d 'Read the ID token from this file' -r -F
+complete -c nora -n "__fish_nora_using_subcommand login" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand login" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand login" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand login" -l password-stdin -d 'Read the password from stdin instead of asking'
+complete -c nora -n "__fish_nora_using_subcommand login" -l oidc -d 'CI: exchange the platform\'s OIDC ID token (GitHub Actions, GitLab CI) and write the container clients\' auth file as well'
+complete -c nora -n "__fish_nora_using_subcommand login" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand login" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand login" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand logout" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand logout" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand logout" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
+complete -c nora -n "__fish_nora_using_subcommand logout" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand logout" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand logout" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand logout" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand logout" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l dir -d 'Write files into this directory instead of printing (required for man)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
-complete -c nora -n "__fish_nora_using_subcommand completions" -l token -d 'API token for --url (default: NORA_TOKEN)' -r
+complete -c nora -n "__fish_nora_using_subcommand completions" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
 complete -c nora -n "__fish_nora_using_subcommand completions" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -240,15 +271,17 @@ complete -c nora -n "__fish_nora_using_subcommand completions" -s q -l quiet -d 
 complete -c nora -n "__fish_nora_using_subcommand completions" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "images" -d 'List and inspect images'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "delete" -d 'Delete tags or manifests'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "token" -d 'Create, list and revoke API tokens'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "token" -d 'Create, list and revoke API tokens'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "logout" -d 'Revoke and forget the stored login for a server'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token and print its secret (shown this once)'

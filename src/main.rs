@@ -24,6 +24,7 @@ Exit status:
 
 Environment:
   NORA_CONFIG  configuration file     NORA_URL  admin API of a running nora
+  NORA_TOKEN   token for NORA_URL     NORA_CREDENTIALS  file of `nora login`
   NO_COLOR     no colours             NORA_*    any setting (see the README)";
 
 #[derive(Debug, Parser)]
@@ -61,6 +62,10 @@ enum Command {
     Retention(cmd::retention::RetentionArgs),
     /// Create, list and revoke API tokens
     Token(cmd::token::TokenArgs),
+    /// Log in to a nora server (a person's password, or a CI's OIDC identity)
+    Login(cmd::login::LoginArgs),
+    /// Revoke and forget the stored login for a server
+    Logout(cmd::logout::LogoutArgs),
     /// Print shell completions, or write man pages
     Completions(cmd::completions::CompletionsArgs),
 }
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
         Command::Gc(args) => cmd::gc::run(args, ui),
         Command::Retention(args) => cmd::retention::run(args, ui),
         Command::Token(args) => cmd::token::run(args, ui),
+        Command::Login(args) => cmd::login::run(args, ui),
+        Command::Logout(args) => cmd::logout::run(args, ui),
         Command::Serve(_) | Command::Completions(_) => Ok(()),
     })
 }

@@ -624,3 +624,125 @@ async fn repeated_failed_logins_are_slowed_then_refused() {
     assert!(log.contains("login refused"), "{log}");
     assert!(!log.contains("guess"));
 }
+
+/// Runs `nora` as a person would, with its own config dir and `stdin`.
+fn nora_user(home: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nora"))
+        .args(args)
+        .env_remove("NORA_CONFIG")
+        .env_remove("NORA_TOKEN")
+        .env_remove("NORA_URL")
+        .env_remove("NORA_CREDENTIALS")
+        .env("XDG_CONFIG_HOME", home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nora_login_stores_a_token_that_url_commands_use() {
+    let s = setup();
+    let c = s.server.client();
+    let home = tempfile::tempdir().unwrap();
+    let url = c.url.as_str();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    // No terminal to ask on and no --password-stdin: a usage error.
+    let out = nora_user(home.path(), &["login", url, "-u", "root"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // A wrong password: one line, exit 1, nothing stored.
+    let out = nora_user(
+        home.path(),
+        &["login", url, "-u", "root", "--password-stdin"],
+        "nope\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let creds = home.path().join("nora/credentials.toml");
+    assert!(!creds.exists());
+
+    let out = nora_user(
+        home.path(),
+        &["login", url, "-u", "root", "--password-stdin"],
+        "root-pw\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Logged in"), "{}", text(&out));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&creds).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let stored = std::fs::read_to_string(&creds).unwrap();
+    assert!(!stored.contains("root-pw"));
+    let token = stored
+        .split('"')
+        .find(|s| s.starts_with("nora_"))
+        .unwrap()
+        .to_string();
+    assert!(!text(&out).contains(&token), "the secret is never printed");
+
+    // --url commands use the stored token: root may use the admin API.
+    let out = nora_user(home.path(), &["token", "ls", "--url", url], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("login-root-"), "{}", text(&out));
+    // The login token acts as its user, also as a Basic password.
+    let r = c
+        .http
+        .delete(c.u("/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000"))
+        .header("Authorization", basic("anyone", &token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "authorised (root may delete), nothing there"
+    );
+
+    // A writer's login token has the writer's rights, no more.
+    let writer_home = tempfile::tempdir().unwrap();
+    let out = nora_user(
+        writer_home.path(),
+        &["login", "--url", url, "-u", "writer", "--password-stdin"],
+        "writer-pw",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = nora_user(writer_home.path(), &["images", "ls", "--url", url], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not an admin"), "{}", text(&out));
+
+    // Logout revokes it on the server and forgets it here.
+    let out = nora_user(home.path(), &["logout", url], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("token revoked"), "{}", text(&out));
+    let r = c
+        .http
+        .get(c.u("/v2/"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "revoked at once");
+    let out = nora_user(home.path(), &["token", "ls", "--url", url], "");
+    assert_eq!(out.status.code(), Some(1), "no stored token any more");
+    let out = nora_user(home.path(), &["logout", url], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not logged in"));
+}

@@ -92,8 +92,14 @@ fn sign(key: &Key, claims: &Value) -> String {
     jsonwebtoken::encode(&h, claims, &enc).unwrap()
 }
 
-/// Serves discovery and a JWKS whose keys the test can change; counts JWKS fetches.
-fn fake_issuer(keys: Arc<Mutex<Vec<Value>>>, fetches: Arc<Mutex<u32>>) -> String {
+/// Serves discovery and a JWKS whose keys the test can change; counts JWKS
+/// fetches. Also plays GitHub's ID token service (`/gh-id-token`), answering
+/// `gh_token` to the request token "gh-request" for audience nora.test.
+fn fake_issuer(
+    keys: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<Mutex<u32>>,
+    gh_token: Arc<Mutex<String>>,
+) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -108,7 +114,22 @@ fn fake_issuer(keys: Arc<Mutex<Vec<Value>>>, fetches: Arc<Mutex<u32>>) -> String
                 *fetches.lock().unwrap() += 1;
                 warp::reply::json(&json!({"keys": *keys.lock().unwrap()}))
             });
-            warp::serve(discovery.or(jwks))
+            let github = warp::path!("gh-id-token")
+                .and(warp::header::<String>("authorization"))
+                .and(warp::query::<std::collections::HashMap<String, String>>())
+                .map(
+                    move |authz: String, q: std::collections::HashMap<String, String>| {
+                        let ok = authz == "Bearer gh-request"
+                            && q.contains_key("api-version")
+                            && q.get("audience").map(String::as_str) == Some("https://nora.test");
+                        let status = if ok { 200 } else { 401 };
+                        warp::reply::with_status(
+                            warp::reply::json(&json!({ "value": *gh_token.lock().unwrap() })),
+                            warp::http::StatusCode::from_u16(status).unwrap(),
+                        )
+                    },
+                );
+            warp::serve(discovery.or(jwks).or(github))
                 .incoming(listener)
                 .run()
                 .await;
@@ -132,7 +153,8 @@ async fn ci_id_tokens_become_registry_tokens() {
     let rotated = rsa_key(dir.path(), "rsa-2");
     let keys = Arc::new(Mutex::new(vec![rsa.jwk.clone(), ec.jwk.clone()]));
     let fetches = Arc::new(Mutex::new(0));
-    let issuer = fake_issuer(keys.clone(), fetches.clone());
+    let gh_token = Arc::new(Mutex::new(String::new()));
+    let issuer = fake_issuer(keys.clone(), fetches.clone(), gh_token.clone());
     let config = dir.path().join("nora.toml");
     std::fs::write(
         &config,
@@ -231,6 +253,92 @@ permissions = ["admin:**"]
         2,
         "unknown kids refetch at most every 30 s"
     );
+
+    // `nora login --oidc` in GitHub Actions: fetches the ID token, exchanges
+    // it, and writes the container clients' auth file (keeping other entries)
+    // and nora's own credentials, both 0600.
+    *gh_token.lock().unwrap() = sign(&rsa, &claims(json!({})));
+    let auth_file = dir.path().join("containers-auth.json");
+    std::fs::write(
+        &auth_file,
+        r#"{"auths":{"other.example":{"auth":"eDp5"}},"credHelpers":{}}"#,
+    )
+    .unwrap();
+    let login = |extra: &[&str], env: &[(&str, String)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nora"));
+        cmd.args(["login", "--oidc", &c.url])
+            .args(extra)
+            .env_remove("NORA_CONFIG")
+            .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL")
+            .env_remove("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+            .env_remove("NORA_ID_TOKEN")
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .env("XDG_CONFIG_HOME", dir.path().join("cfg"))
+            .env_remove("NORA_CREDENTIALS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let gh_env = [
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{issuer}/gh-id-token?api-version=2.0"),
+        ),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request".to_string()),
+    ];
+    let out = login(&["--audience", "https://nora.test"], &gh_env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    assert_eq!(written["auths"]["other.example"]["auth"], "eDp5", "kept");
+    assert!(written["credHelpers"].is_object(), "kept");
+    let host = c.url.trim_start_matches("http://");
+    let auth = written["auths"][host]["auth"].as_str().unwrap();
+    let push = c
+        .http
+        .post(c.u("/v2/my-org/app/blobs/uploads/"))
+        .header("Authorization", format!("Basic {auth}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), 202, "the auth file's credentials push");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&auth_file), 0o600);
+        assert_eq!(mode(&dir.path().join("cfg/nora/credentials.toml")), 0o600);
+    }
+    // Wrong audience asked of GitHub: a readable refusal, exit 1.
+    let out = login(&[], &gh_env);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("id-token: write") && err.lines().count() == 1,
+        "{err}"
+    );
+    // GitLab: the ID token in a variable; a bad one is refused by nora.
+    let out = login(
+        &["--id-token-env", "GITLAB_ID"],
+        &[("GITLAB_ID", sign(&ec, &claims(json!({}))))],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = login(
+        &["--id-token-env", "GITLAB_ID"],
+        &[("GITLAB_ID", "garbage".into())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OIDC login refused"));
+    let out = login(&[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ID token"));
 
     // Every bad token: 401 with a JSON error, never a 500.
     let header = |alg: &str, kid: &str| {

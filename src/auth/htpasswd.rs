@@ -68,6 +68,10 @@ impl Htpasswd {
         self.users.len()
     }
 
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     pub fn verify(&self, user: &str, password: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             return false;

@@ -216,9 +216,48 @@ impl Auth {
             .await
             .map_err(|e| Refused(format!("cannot check the token: {e}")))?
             .ok_or_else(|| Refused("unknown, revoked or expired token".into()))?;
+        if let Some(user) = &info.user {
+            if !self.users.contains(user) {
+                return Err(Refused(format!("user {user} no longer exists")));
+            }
+            let mut p = self.user(user);
+            p.token_hash = Some(hash);
+            return Ok(p);
+        }
         let mut perms = info.parsed_permissions();
         perms.extend(self.rules.get(&info.name).cloned().unwrap_or_default());
         Ok(principal(Who::Token(info.name), perms, Some(hash)))
+    }
+
+    /// A login token for a user who proved their password (`nora login`).
+    pub async fn login_token(
+        &self,
+        p: &Principal,
+        expires_in: u64,
+    ) -> Result<(String, tokens::TokenInfo), String> {
+        let Who::User(user) = &p.who else {
+            return Err("log in with a user name and password".into());
+        };
+        if p.token_hash.is_some() {
+            return Err("log in with a password, not a token".into());
+        }
+        tokens::create_login(
+            self.storage.as_ref(),
+            user,
+            Some(tokens::now() + expires_in),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Revokes the token `p` authenticated with (`nora logout`).
+    pub async fn logout(&self, p: &Principal) -> Result<(), String> {
+        let Some(hash) = &p.token_hash else {
+            return Err("log out with the token to revoke".into());
+        };
+        tokens::revoke_hash(self.storage.as_ref(), hash)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     fn user(&self, name: &str) -> Principal {

@@ -28,6 +28,10 @@ pub struct TokenInfo {
     pub created: u64,
     pub expires: Option<u64>,
     pub last_used: Option<u64>,
+    /// A login token (`nora login`): acts as this htpasswd user, with the
+    /// user's current permissions, instead of carrying its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl TokenInfo {
@@ -94,16 +98,46 @@ pub async fn create(
     if list(storage).await?.iter().any(|t| t.name == name) {
         return Err(TokenError::Exists(name.to_string()));
     }
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let secret = format!("{PREFIX}{}", hex::encode(raw));
     let info = TokenInfo {
         name: name.to_string(),
         permissions: permissions.iter().map(|p| p.to_string()).collect(),
         created: now(),
         expires,
         last_used: None,
+        user: None,
     };
+    store(storage, info).await
+}
+
+/// Creates the login token of htpasswd user `user` (`nora login`), named
+/// `login-USER-RANDOM` so `nora token ls` shows whose it is.
+pub async fn create_login(
+    storage: &dyn Storage,
+    user: &str,
+    expires: Option<u64>,
+) -> Result<(String, TokenInfo), TokenError> {
+    let mut tag = [0u8; 4];
+    rand::rng().fill_bytes(&mut tag);
+    let safe: String = user
+        .chars()
+        .map(|c| if valid_name(&c.to_string()) { c } else { '_' })
+        .take(40)
+        .collect();
+    let info = TokenInfo {
+        name: format!("login-{safe}-{}", hex::encode(tag)),
+        permissions: Vec::new(),
+        created: now(),
+        expires,
+        last_used: None,
+        user: Some(user.to_string()),
+    };
+    store(storage, info).await
+}
+
+async fn store(storage: &dyn Storage, info: TokenInfo) -> Result<(String, TokenInfo), TokenError> {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let secret = format!("{PREFIX}{}", hex::encode(raw));
     let json = serde_json::to_vec(&info).map_err(|e| TokenError::Invalid(e.to_string()))?;
     storage
         .put_bytes(&layout::token(&hash_of(&secret)), json.into())
@@ -146,6 +180,15 @@ pub async fn revoke(storage: &dyn Storage, name: &str) -> Result<TokenInfo, Toke
         }
     }
     Err(TokenError::NotFound(name.to_string()))
+}
+
+/// Revokes the token whose secret hashes to `hash` (a token revoking itself).
+pub async fn revoke_hash(storage: &dyn Storage, hash: &str) -> Result<(), TokenError> {
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(TokenError::NotFound("(this token)".into()));
+    }
+    storage.delete(&layout::token(hash)).await?;
+    Ok(())
 }
 
 /// The token with secret hash `hash`, if it exists and has not expired.

@@ -4,6 +4,8 @@ pub mod completions;
 pub mod delete;
 pub mod gc;
 pub mod images;
+pub mod login;
+pub mod logout;
 pub mod retention;
 pub mod serve;
 pub mod tag;

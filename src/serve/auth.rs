@@ -309,3 +309,87 @@ async fn oidc_token(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
         }
     }
 }
+
+/// How long a login token lives unless the client asks for less (or more,
+/// up to `LOGIN_TTL_MAX`).
+const LOGIN_TTL: u64 = 30 * 24 * 3600;
+const LOGIN_TTL_MAX: u64 = 365 * 24 * 3600;
+
+/// `POST /auth/login` (`nora login`): a user name and password (Basic) in,
+/// a login token out, `{"token", "name", "expires_in"}`; optional JSON body
+/// `{"expires_in": SECONDS}`. `DELETE /auth/login` with that token revokes it.
+pub fn login_route(
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    let post_auth = auth.clone();
+    let post = warp::path!("auth" / "login")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |headers: HeaderMap, body| {
+            let auth = post_auth.clone();
+            async move {
+                let body = super::admin::read_body(body).await.unwrap_or_default();
+                login(&auth, &headers, &body).await
+            }
+        });
+    let delete = warp::path!("auth" / "login")
+        .and(warp::delete())
+        .and(warp::header::headers_cloned())
+        .then(move |headers: HeaderMap| {
+            let auth = auth.clone();
+            async move { logout(&auth, &headers).await }
+        });
+    post.or(delete).unify()
+}
+
+async fn login(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !auth.enabled {
+        return admin_refusal(StatusCode::NOT_FOUND, "authentication is off");
+    }
+    let p = match authenticate(auth, headers).await {
+        Ok(p) if !p.is_anonymous() => p,
+        Ok(_) => return admin_refusal(StatusCode::UNAUTHORIZED, "user name and password required"),
+        Err(Failed::Throttled(r)) => return r,
+        Err(Failed::Refused(m)) => return admin_refusal(StatusCode::UNAUTHORIZED, &m),
+    };
+    let expires_in = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["expires_in"].as_u64())
+        .unwrap_or(LOGIN_TTL)
+        .clamp(60, LOGIN_TTL_MAX);
+    let peer = super::request_log::peer_of(headers)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    match auth.login_token(&p, expires_in).await {
+        Ok((secret, info)) => {
+            tracing::info!(target: "nora::audit", who = %p.who, peer = %peer, token = %info.name, "login token created");
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "token": secret, "name": info.name, "expires_in": expires_in }),
+            )
+        }
+        Err(e) => admin_refusal(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+async fn logout(auth: &Auth, headers: &HeaderMap) -> Response {
+    if !auth.enabled {
+        return admin_refusal(StatusCode::NOT_FOUND, "authentication is off");
+    }
+    let p = match authenticate(auth, headers).await {
+        Ok(p) if !p.is_anonymous() => p,
+        Ok(_) => return admin_refusal(StatusCode::UNAUTHORIZED, "send the token to revoke"),
+        Err(Failed::Throttled(r)) => return r,
+        Err(Failed::Refused(m)) => return admin_refusal(StatusCode::UNAUTHORIZED, &m),
+    };
+    match auth.logout(&p).await {
+        Ok(()) => {
+            tracing::info!(target: "nora::audit", who = %p.who, "logout");
+            let mut r = Response::new(Default::default());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        Err(e) => admin_refusal(StatusCode::BAD_REQUEST, &e),
+    }
+}

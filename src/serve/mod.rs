@@ -57,6 +57,8 @@ pub fn routes(
         .unify()
         .or(auth::oidc_route(auth.clone()))
         .unify()
+        .or(auth::login_route(auth.clone()))
+        .unify()
         .or(admin::routes(jobs, auth.clone()))
         .unify()
         .or(oci::routes(reg, public_url, auth))

@@ -2,6 +2,7 @@
 //! (`--url` or storage), how results are printed (human on a TTY, machine
 //! elsewhere), confirmation prompts and exit codes.
 
+pub mod credentials;
 pub mod format;
 pub mod table;
 
@@ -33,7 +34,7 @@ pub struct Global {
     #[arg(long, global = true, env = "NORA_URL", value_name = "URL")]
     pub url: Option<String>,
 
-    /// API token for --url (default: NORA_TOKEN)
+    /// API token for --url (default: NORA_TOKEN, else the token of `nora login`)
     #[arg(
         long,
         global = true,
@@ -135,7 +136,11 @@ impl Ui {
     /// an empty registry).
     pub fn client(&self) -> Result<Box<dyn Client>, Failure> {
         if let Some(url) = &self.global.url {
-            return Ok(Box::new(Remote::new(url, self.global.token.clone())?));
+            let token = match &self.global.token {
+                Some(t) => Some(t.clone()),
+                None => stored_token(url)?,
+            };
+            return Ok(Box::new(Remote::new(url, token)?));
         }
         let path = &self.config.storage.path;
         if !path.is_dir() {
@@ -188,6 +193,22 @@ impl Ui {
             s.to_string()
         }
     }
+}
+
+/// The token `nora login` stored for `url`, unless it has expired.
+fn stored_token(url: &str) -> Result<Option<String>, Failure> {
+    let Some(login) = credentials::get(url).map_err(Failure::Failed)? else {
+        return Ok(None);
+    };
+    if login
+        .expires
+        .is_some_and(|e| e <= crate::auth::tokens::now())
+    {
+        return Err(Failure::Failed(format!(
+            "the login to {url} has expired: run `nora login {url}`"
+        )));
+    }
+    Ok(Some(login.token))
 }
 
 /// Operator commands log warnings only, unless asked for more.

@@ -1,0 +1,278 @@
+//! `nora login [URL]`: for people, a user name and password exchanged for a
+//! login token kept in the user's config dir (mode 0600), which every `--url`
+//! command then uses; in CI, `--oidc` exchanges the platform's ID token for a
+//! registry token and also writes the container clients' auth file, so the
+//! next `podman push` just works. Passwords and tokens never go on the
+//! command line (`ps` shows it to everyone): prompt or `--password-stdin`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::client::remote::root_cause;
+use crate::ui::credentials::{self, Login};
+use crate::ui::format::rfc3339;
+use crate::ui::{CmdResult, Failure, Ui, block_on};
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server (default: --url / NORA_URL)
+    #[arg(value_name = "URL")]
+    server: Option<String>,
+    /// User name (asked when absent)
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Read the password from stdin instead of asking
+    #[arg(long)]
+    password_stdin: bool,
+    /// Lifetime of the login token (default 30d, at most 365d)
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    expires: Option<Duration>,
+    /// CI: exchange the platform's OIDC ID token (GitHub Actions, GitLab CI)
+    /// and write the container clients' auth file as well
+    #[arg(long, conflicts_with_all = ["username", "password_stdin", "expires"])]
+    oidc: bool,
+    /// Audience of the GitHub Actions ID token (default: the server URL)
+    #[arg(long, requires = "oidc")]
+    audience: Option<String>,
+    /// Read the ID token from this environment variable (GitLab's id_tokens;
+    /// default NORA_ID_TOKEN when not in GitHub Actions)
+    #[arg(long, requires = "oidc", value_name = "VAR")]
+    id_token_env: Option<String>,
+    /// Read the ID token from this file
+    #[arg(
+        long,
+        requires = "oidc",
+        value_name = "FILE",
+        conflicts_with = "id_token_env"
+    )]
+    id_token_file: Option<PathBuf>,
+}
+
+/// The server a login or logout is for: the argument, else `--url`.
+pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
+    let url = arg
+        .or_else(|| ui.global.url.clone())
+        .ok_or_else(|| Failure::Usage("which server? give its URL (or --url / NORA_URL)".into()))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(Failure::Usage(format!(
+            "{url:?} must start with http:// or https://"
+        )));
+    }
+    Ok(credentials::key(&url))
+}
+
+pub fn http() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Failure::Failed(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct Granted {
+    token: String,
+    expires_in: u64,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
+    let url = server_of(args.server.clone(), &ui)?;
+    if args.oidc {
+        return oidc(args, &url, ui);
+    }
+    let user = match args.username {
+        Some(u) => u,
+        None if prompts() => dialoguer::Input::<String>::new()
+            .with_prompt("User")
+            .interact_text()
+            .map_err(|e| Failure::Failed(format!("cannot read the user name: {e}")))?,
+        None => {
+            return Err(Failure::Usage(
+                "no terminal to ask on: give --username".into(),
+            ));
+        }
+    };
+    let password = if args.password_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::Failed(format!("cannot read the password from stdin: {e}")))?;
+        s.trim_end_matches(['\r', '\n']).to_string()
+    } else if prompts() {
+        dialoguer::Password::new()
+            .with_prompt("Password")
+            .interact()
+            .map_err(|e| Failure::Failed(format!("cannot read the password: {e}")))?
+    } else {
+        return Err(Failure::Usage(
+            "no terminal to ask for the password: use --password-stdin".into(),
+        ));
+    };
+    let body = serde_json::json!({ "expires_in": args.expires.map(|d| d.as_secs()) });
+    let granted: Granted = block_on(async {
+        let resp = http()?
+            .post(format!("{url}/auth/login"))
+            .basic_auth(&user, Some(&password))
+            .json(&body)
+            .send()
+            .await;
+        answer(&url, resp, "login").await
+    })?;
+    let expires = crate::auth::tokens::now() + granted.expires_in;
+    let file = credentials::put(
+        &url,
+        Login {
+            token: granted.token,
+            user: Some(user.clone()),
+            expires: Some(expires),
+        },
+    )
+    .map_err(Failure::Failed)?;
+    if ui.json() {
+        return ui.print_json(&serde_json::json!({
+            "url": url, "user": user, "token_name": granted.name,
+            "expires": rfc3339(expires), "credentials_file": file,
+        }));
+    }
+    if !ui.global.quiet {
+        println!(
+            "Logged in to {url} as {} (token {}, expires {}); stored in {}",
+            ui.bold(&user),
+            granted.name.unwrap_or_default(),
+            rfc3339(expires),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+fn prompts() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Reads a token-granting answer, or fails with the server's own message.
+async fn answer(
+    url: &str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+) -> Result<Granted, Failure> {
+    let resp =
+        resp.map_err(|e| Failure::Failed(format!("cannot reach {url}: {}", root_cause(&e))))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if status.is_success() {
+        return serde_json::from_value(body)
+            .map_err(|e| Failure::Failed(format!("{url} answered something unexpected: {e}")));
+    }
+    let message = body["error"]["message"]
+        .as_str()
+        .or(body["errors"][0]["message"].as_str())
+        .unwrap_or("no reason given")
+        .to_string();
+    Err(Failure::Failed(format!(
+        "{what} refused by {url} ({}): {message}",
+        status.as_u16()
+    )))
+}
+
+fn oidc(args: LoginArgs, url: &str, ui: Ui) -> CmdResult {
+    let audience = args.audience.clone().unwrap_or_else(|| url.to_string());
+    let granted = block_on(async {
+        let id_token = id_token(&args, &audience).await?;
+        let resp = http()?
+            .post(format!("{url}/auth/oidc/token"))
+            .bearer_auth(id_token.trim())
+            .send()
+            .await;
+        answer(url, resp, "OIDC login").await
+    })?;
+    let expires = crate::auth::tokens::now() + granted.expires_in;
+    let file = credentials::put(
+        url,
+        Login {
+            token: granted.token.clone(),
+            user: Some("oidc".into()),
+            expires: Some(expires),
+        },
+    )
+    .map_err(Failure::Failed)?;
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .ok_or_else(|| Failure::Usage(format!("{url:?} has no host")))?;
+    let auth_file =
+        credentials::put_container_auth(&host, "oidc", &granted.token).map_err(Failure::Failed)?;
+    if ui.json() {
+        return ui.print_json(&serde_json::json!({
+            "url": url, "expires": rfc3339(expires),
+            "credentials_file": file, "container_auth_file": auth_file,
+        }));
+    }
+    if !ui.global.quiet {
+        println!(
+            "Logged in to {url} with the CI's OIDC identity (expires {}); container clients' credentials for {host} in {}",
+            rfc3339(expires),
+            auth_file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The CI platform's ID token: a file or variable named on the command line,
+/// else GitHub Actions' token service, else `NORA_ID_TOKEN`.
+async fn id_token(args: &LoginArgs, audience: &str) -> Result<String, Failure> {
+    if let Some(path) = &args.id_token_file {
+        return std::fs::read_to_string(path)
+            .map_err(|e| Failure::Failed(format!("cannot read {}: {e}", path.display())));
+    }
+    let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    if let Some(var) = &args.id_token_env {
+        return from_env(var).ok_or_else(|| Failure::Failed(format!("{var} is not set or empty")));
+    }
+    if let (Some(req_url), Some(req_token)) = (
+        from_env("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        from_env("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ) {
+        let sep = if req_url.contains('?') { '&' } else { '?' };
+        let aud: String = form_urlencoded::byte_serialize(audience.as_bytes()).collect();
+        let resp = http()?
+            .get(format!("{req_url}{sep}audience={aud}"))
+            .bearer_auth(req_token)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::Failed(format!(
+                    "cannot reach GitHub's ID token service: {}",
+                    root_cause(&e)
+                ))
+            })?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        return match body["value"].as_str() {
+            Some(v) if status.is_success() => Ok(v.to_string()),
+            _ => Err(Failure::Failed(format!(
+                "GitHub's ID token service answered {}: does the job have `permissions: id-token: write`?",
+                status.as_u16()
+            ))),
+        };
+    }
+    from_env("NORA_ID_TOKEN").ok_or_else(|| {
+        Failure::Failed(
+            "no ID token: in GitHub Actions grant `permissions: id-token: write`; in GitLab CI \
+             declare `id_tokens: NORA_ID_TOKEN` (or pass --id-token-env / --id-token-file)"
+                .into(),
+        )
+    })
+}

@@ -1,0 +1,59 @@
+//! `nora logout [URL]`: revokes the stored login token on the server and
+//! forgets it locally.
+
+use clap::Args;
+
+use crate::client::remote::root_cause;
+use crate::ui::credentials;
+use crate::ui::{CmdResult, Failure, Ui, block_on};
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The server (default: --url / NORA_URL)
+    #[arg(value_name = "URL")]
+    server: Option<String>,
+}
+
+pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
+    let url = super::login::server_of(args.server, &ui)?;
+    let Some(login) = credentials::get(&url).map_err(Failure::Failed)? else {
+        return Err(Failure::Failed(format!("not logged in to {url}")));
+    };
+    // Login tokens are revoked on the server; an OIDC registry token simply
+    // expires within the hour.
+    let mut revoked = false;
+    if login.token.starts_with(crate::auth::tokens::PREFIX) {
+        let outcome = block_on(async {
+            super::login::http()?
+                .delete(format!("{url}/auth/login"))
+                .bearer_auth(&login.token)
+                .send()
+                .await
+                .map_err(|e| Failure::Failed(root_cause(&e)))
+        });
+        match outcome {
+            Ok(r) if r.status().is_success() => revoked = true,
+            // Already revoked or expired: nothing left to revoke.
+            Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {}
+            Ok(r) => eprintln!(
+                "nora: warning: {url} did not revoke the token ({}); forgetting it anyway",
+                r.status().as_u16()
+            ),
+            Err(e) => eprintln!(
+                "nora: warning: cannot reach {url} ({}); forgetting the token anyway",
+                e.message()
+            ),
+        }
+    }
+    credentials::remove(&url).map_err(Failure::Failed)?;
+    if ui.json() {
+        return ui.print_json(&serde_json::json!({ "url": url, "revoked": revoked }));
+    }
+    if !ui.global.quiet {
+        println!(
+            "Logged out of {url}{}",
+            if revoked { " (token revoked)" } else { "" }
+        );
+    }
+    Ok(())
+}
