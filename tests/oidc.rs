@@ -374,6 +374,10 @@ permissions = ["admin:**"]
             sign(&rsa, &claims(json!({"iss": "https://evil.example"}))),
         ),
         (
+            "not valid yet (nbf)",
+            sign(&rsa, &claims(json!({"nbf": now() + 3600}))),
+        ),
+        (
             "expired",
             sign(
                 &rsa,

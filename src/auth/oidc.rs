@@ -133,6 +133,7 @@ impl Oidc {
         v.set_audience(&[&provider.audience]);
         v.set_issuer(&[&provider.issuer]);
         v.leeway = 30;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "aud", "iss"]);
         let claims =
             jsonwebtoken::decode::<BTreeMap<String, serde_json::Value>>(id_token, &key, &v)

@@ -365,6 +365,8 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
             "retention",
             "usage",
             "jobs",
+            "tokens",
+            "tokens/{name}",
         ] {
             assert!(
                 paths.contains_key(&format!("/api/v1/{p}")),
