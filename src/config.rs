@@ -63,7 +63,7 @@ pub struct Server {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
-    /// Only "local" (the filesystem) in this build.
+    /// "local" (the filesystem under `path`) or "s3" (`[storage.s3]`).
     pub mode: String,
     pub path: PathBuf,
     /// Flush every object to disk before it becomes visible.
@@ -71,6 +71,40 @@ pub struct Storage {
     /// Abandoned upload sessions older than this are removed.
     #[serde(with = "humantime_serde_compat")]
     pub upload_ttl: Duration,
+    pub s3: S3,
+}
+
+/// `[storage.s3]`: any S3-compatible object store. Unset keys fall back to
+/// the SDK's standard `AWS_*` variables and profiles.
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3 {
+    /// e.g. "http://127.0.0.1:9000"; AWS itself when absent.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: String,
+    /// Every key nora writes starts with this (several registries, one bucket).
+    pub prefix: String,
+    /// `http://host/bucket/key` instead of `http://bucket.host/key` (MinIO,
+    /// Ceph, Garage and most self-hosted servers want this).
+    pub path_style: bool,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+/// Never prints the secret key (configs end up in logs and bug reports).
+impl std::fmt::Debug for S3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("path_style", &self.path_style)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +134,7 @@ impl Default for Storage {
             path: PathBuf::from("nora-data"),
             fsync: true,
             upload_ttl: Duration::from_secs(24 * 3600),
+            s3: S3::default(),
         }
     }
 }
@@ -330,6 +365,62 @@ const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "NORA_S3_ENDPOINT",
+        key: "storage.s3.endpoint",
+        set: |c, v| {
+            c.storage.s3.endpoint = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_REGION",
+        key: "storage.s3.region",
+        set: |c, v| {
+            c.storage.s3.region = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_BUCKET",
+        key: "storage.s3.bucket",
+        set: |c, v| {
+            c.storage.s3.bucket = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_PREFIX",
+        key: "storage.s3.prefix",
+        set: |c, v| {
+            c.storage.s3.prefix = v.into();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_PATH_STYLE",
+        key: "storage.s3.path_style",
+        set: |c, v| {
+            c.storage.s3.path_style = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_ACCESS_KEY",
+        key: "storage.s3.access_key",
+        set: |c, v| {
+            c.storage.s3.access_key = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_S3_SECRET_KEY",
+        key: "storage.s3.secret_key",
+        set: |c, v| {
+            c.storage.s3.secret_key = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "NORA_GC_GRACE",
         key: "gc.grace",
         set: |c, v| {
@@ -482,12 +573,38 @@ impl Config {
                 "expected an http:// or https:// URL",
             ));
         }
-        if self.storage.mode != "local" {
-            return Err(err(
-                "storage.mode",
-                &self.storage.mode,
-                "supported modes: local",
-            ));
+        match self.storage.mode.as_str() {
+            "local" => {}
+            "s3" => {
+                let s3 = &self.storage.s3;
+                if s3.bucket.is_empty() {
+                    return Err(err("storage.s3.bucket", "", "required with mode = \"s3\""));
+                }
+                if s3.access_key.is_some() != s3.secret_key.is_some() {
+                    return Err(err(
+                        "storage.s3.access_key",
+                        "",
+                        "give both access_key and secret_key, or neither (the AWS_* chain)",
+                    ));
+                }
+                if let Some(e) = &s3.endpoint
+                    && !(e.starts_with("http://") || e.starts_with("https://"))
+                {
+                    return Err(err(
+                        "storage.s3.endpoint",
+                        e,
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+                if s3.prefix.starts_with('/') || s3.prefix.contains("//") {
+                    return Err(err(
+                        "storage.s3.prefix",
+                        &s3.prefix,
+                        "no leading or double /",
+                    ));
+                }
+            }
+            other => return Err(err("storage.mode", other, "supported modes: local, s3")),
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(err("storage.path", "", "must not be empty"));

@@ -85,6 +85,7 @@ fn main() -> ExitCode {
     };
     if let Some(dir) = &cli.global.data_dir {
         config.storage.path = dir.clone();
+        config.storage.mode = "local".into();
     }
     if let Command::Serve(args) = command {
         return exit(cmd::serve::run(args, config).map_err(ui::Failure::Failed));

@@ -24,21 +24,50 @@ use crate::registry::Registry;
 use crate::storage::fs::FsStorage;
 use request_log::RequestLog;
 
-/// Builds the registry on the configured storage.
-pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Arc<FsStorage>)> {
-    let fs = Arc::new(
-        FsStorage::open(&config.storage.path, config.storage.fsync).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot open storage at {}: {e}",
-                    config.storage.path.display()
-                ),
-            )
-        })?,
-    );
-    let reg = Arc::new(Registry::new(fs.clone(), config.storage.upload_ttl));
+/// Builds the registry on the configured storage. The filesystem backend
+/// comes back as well, for its temp-file housekeeping.
+pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Option<Arc<FsStorage>>)> {
+    let (storage, fs): (Arc<dyn crate::storage::Storage>, _) = match config.storage.mode.as_str() {
+        "s3" => (
+            Arc::new(crate::storage::s3::S3Storage::new(&config.storage.s3)),
+            None,
+        ),
+        _ => {
+            let fs = Arc::new(
+                FsStorage::open(&config.storage.path, config.storage.fsync).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot open storage at {}: {e}",
+                            config.storage.path.display()
+                        ),
+                    )
+                })?,
+            );
+            (fs.clone() as Arc<dyn crate::storage::Storage>, Some(fs))
+        }
+    };
+    let reg = Arc::new(Registry::new(storage, config.storage.upload_ttl));
     Ok((reg, fs))
+}
+
+/// Where the storage is, for log lines and messages.
+pub fn storage_description(config: &Config) -> String {
+    match config.storage.mode.as_str() {
+        "s3" => {
+            let s3 = &config.storage.s3;
+            format!(
+                "s3://{}/{}{}",
+                s3.bucket,
+                s3.prefix.trim_matches('/'),
+                s3.endpoint
+                    .as_deref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default()
+            )
+        }
+        _ => config.storage.path.display().to_string(),
+    }
 }
 
 /// Every route nora serves.
@@ -77,6 +106,13 @@ pub fn routes(
 /// for at most the configured shutdown timeout.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let (reg, fs) = open_registry(&config)?;
+    // A wrong endpoint, bucket or key is a startup error, not a first 500.
+    reg.storage().ping().await.map_err(|e| {
+        std::io::Error::other(format!(
+            "storage {} is not usable: {e}",
+            storage_description(&config)
+        ))
+    })?;
     let addr = config.listen_addr();
     let listener = TcpListener::bind(&addr)
         .await
@@ -102,7 +138,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     tracing::info!(
         address = %local,
-        storage = %config.storage.path.display(),
+        storage = %storage_description(&config),
         "nora listening on http://{local}"
     );
 
@@ -167,7 +203,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 /// Hourly: drop upload sessions past their time to live and temp files a
 /// killed process left behind.
-fn spawn_housekeeping(reg: Arc<Registry>, fs: Arc<FsStorage>) {
+fn spawn_housekeeping(reg: Arc<Registry>, fs: Option<Arc<FsStorage>>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -177,7 +213,7 @@ fn spawn_housekeeping(reg: Arc<Registry>, fs: Arc<FsStorage>) {
                 Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
             }
-            let fs = fs.clone();
+            let Some(fs) = fs.clone() else { continue };
             let cleaned =
                 tokio::task::spawn_blocking(move || fs.clean_tmp(Duration::from_secs(24 * 3600)))
                     .await;

@@ -8,6 +8,7 @@
 
 pub mod fs;
 pub mod layout;
+pub mod s3;
 #[cfg(test)]
 pub mod suite;
 

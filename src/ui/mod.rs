@@ -143,7 +143,7 @@ impl Ui {
             return Ok(Box::new(Remote::new(url, token)?));
         }
         let path = &self.config.storage.path;
-        if !path.is_dir() {
+        if self.config.storage.mode == "local" && !path.is_dir() {
             return Err(Failure::Failed(format!(
                 "no nora storage at {} (use --data-dir, --config, or --url for a running server)",
                 path.display()

@@ -1,0 +1,825 @@
+//! The S3 backend: any S3-compatible object store (AWS, Ceph RGW, Garage,
+//! MinIO…) through aws-sdk-s3. Several `nora serve` processes on one bucket
+//! are one registry: everything they share lives in the bucket.
+//!
+//! How the trait maps onto S3:
+//! - `put` streams: a body of up to one part is a single PutObject; a longer
+//!   one is a multipart upload, part by part as bytes arrive (one part
+//!   uploading while the next fills, so at most ~3 parts are in memory), and
+//!   the object appears only when CompleteMultipartUpload succeeds. A failed
+//!   body aborts the upload: nothing becomes visible.
+//! - `put_if_absent` is PutObject / CompleteMultipartUpload with
+//!   `If-None-Match: *` (412 when the key exists: atomic against other
+//!   instances).
+//! - `rename` is a server-side copy (multipart copy above 5 GiB) then a
+//!   delete: the target appears whole, at once; S3 has no rename.
+//! - `list` is ListObjectsV2 with `/` as delimiter, `delete_prefix` lists and
+//!   deletes in batches of 1,000.
+//!
+//! The key of every object is `<prefix>/<storage key>` (see layout.rs), so a
+//! bucket can hold several registries.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::{
+    ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result, Storage, StorageError, check_key,
+};
+use crate::config;
+
+/// Size of a multipart part (S3's minimum is 5 MiB); it grows for very large
+/// objects so that 10,000 parts still hold them.
+const PART: usize = 8 << 20;
+/// Objects larger than this are copied in parts (S3's CopyObject limit).
+const COPY_MAX: u64 = 5 << 30;
+const COPY_PART: u64 = 1 << 30;
+
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    /// "" or "some/prefix/" (with the trailing slash).
+    prefix: String,
+}
+
+impl S3Storage {
+    /// A client for `cfg`. Nothing is contacted yet: `ping` checks.
+    pub fn new(cfg: &config::S3) -> S3Storage {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let region = cfg
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into());
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            // Between two reads of an answer, not the whole transfer.
+            .read_timeout(Duration::from_secs(60))
+            .build();
+        let mut b = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .http_client(http.clone())
+            .region(Region::new(region))
+            .force_path_style(cfg.path_style)
+            .timeout_config(timeouts)
+            .sleep_impl(aws_sdk_s3::config::SharedAsyncSleep::new(
+                aws_smithy_async::rt::sleep::TokioSleep::new(),
+            ))
+            // Checksums only where S3 requires them: self-hosted servers do
+            // not all speak the newer trailing-checksum encodings.
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            );
+        if let Some(e) = &cfg.endpoint {
+            b = b.endpoint_url(e);
+        }
+        match (&cfg.access_key, &cfg.secret_key) {
+            (Some(a), Some(s)) => {
+                b = b.credentials_provider(Credentials::new(a, s, None, None, "nora-config"))
+            }
+            _ => b = b.credentials_provider(lazy_chain::LazyDefaultChain::new(http)),
+        }
+        let prefix = cfg.prefix.trim_matches('/');
+        S3Storage {
+            client: Client::from_conf(b.build()),
+            bucket: cfg.bucket.clone(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn put_inner(&self, key: &str, mut body: ByteStream, if_absent: bool) -> Result<u64> {
+        check_key(key)?;
+        let k = self.key(key);
+        let mut buf = BytesMut::with_capacity(PART);
+        let ended = fill(&mut body, &mut buf, PART).await?;
+        if ended {
+            let size = buf.len() as u64;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&k)
+                .body(S3Body::from(buf.freeze()));
+            if if_absent {
+                req = req.if_none_match("*");
+            }
+            req.send().await.map_err(|e| put_error(&k, e))?;
+            return Ok(size);
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&k)
+            .send()
+            .await
+            .map_err(|e| io_error("CreateMultipartUpload", &k, e))?;
+        let id = upload.upload_id().unwrap_or_default().to_string();
+        let outcome = self.upload_parts(&k, &id, body, buf, if_absent).await;
+        if outcome.is_err() {
+            // Best effort: an unaborted upload is invisible anyway, and
+            // bucket lifecycle rules remove it.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&k)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        outcome
+    }
+
+    async fn upload_parts(
+        &self,
+        k: &str,
+        id: &str,
+        mut body: ByteStream,
+        mut buf: BytesMut,
+        if_absent: bool,
+    ) -> Result<u64> {
+        let mut parts = Vec::new();
+        let mut in_flight: Option<tokio::task::JoinHandle<Result<CompletedPart>>> = None;
+        let mut total = 0u64;
+        let mut number = 1i32;
+        loop {
+            let part = buf.split().freeze();
+            total += part.len() as u64;
+            // The previous part must be done before a third is buffered.
+            if let Some(h) = in_flight.take() {
+                parts.push(join(h).await?);
+            }
+            in_flight = Some(tokio::spawn(upload_part(
+                self.client.clone(),
+                self.bucket.clone(),
+                k.to_string(),
+                id.to_string(),
+                number,
+                part,
+            )));
+            number += 1;
+            let size = PART * (1 + number as usize / 1000);
+            let ended = fill(&mut body, &mut buf, size).await?;
+            if ended {
+                if !buf.is_empty() {
+                    let last = buf.split().freeze();
+                    total += last.len() as u64;
+                    if let Some(h) = in_flight.take() {
+                        parts.push(join(h).await?);
+                    }
+                    in_flight = Some(tokio::spawn(upload_part(
+                        self.client.clone(),
+                        self.bucket.clone(),
+                        k.to_string(),
+                        id.to_string(),
+                        number,
+                        last,
+                    )));
+                }
+                break;
+            }
+        }
+        if let Some(h) = in_flight.take() {
+            parts.push(join(h).await?);
+        }
+        let mut req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(k)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        if if_absent {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(_) => Ok(total),
+            Err(e) if completed_anyway(&e) => Ok(total),
+            Err(e) => Err(put_error(k, e)),
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<()> {
+        let source = format!("{}/{}", self.bucket, encode_key(from));
+        if size <= COPY_MAX {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to)
+                .copy_source(&source)
+                .send()
+                .await
+                .map_err(|e| not_found_or(from, "CopyObject", e))?;
+            return Ok(());
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .send()
+            .await
+            .map_err(|e| io_error("CreateMultipartUpload", to, e))?;
+        let id = upload.upload_id().unwrap_or_default().to_string();
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        let mut number = 1;
+        while start < size {
+            let end = (start + COPY_PART).min(size) - 1;
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(&id)
+                .part_number(number)
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await;
+            let out = match out {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = self
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(to)
+                        .upload_id(&id)
+                        .send()
+                        .await;
+                    return Err(io_error("UploadPartCopy", to, e));
+                }
+            };
+            let etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default();
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build(),
+            );
+            start = end + 1;
+            number += 1;
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| io_error("CompleteMultipartUpload", to, e))?;
+        Ok(())
+    }
+}
+
+/// Reads from `body` into `buf` until it holds `limit` bytes (or a little
+/// more: chunks are not split) or the body ends. True when it ended.
+async fn fill(body: &mut ByteStream, buf: &mut BytesMut, limit: usize) -> Result<bool> {
+    while buf.len() < limit {
+        match body.next().await {
+            Some(chunk) => buf.extend_from_slice(&chunk?),
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+async fn upload_part(
+    client: Client,
+    bucket: String,
+    key: String,
+    id: String,
+    number: i32,
+    bytes: Bytes,
+) -> Result<CompletedPart> {
+    let out = client
+        .upload_part()
+        .bucket(bucket)
+        .key(&key)
+        .upload_id(id)
+        .part_number(number)
+        .body(S3Body::from(bytes))
+        .send()
+        .await
+        .map_err(|e| io_error("UploadPart", &key, e))?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(out.e_tag().map(str::to_string))
+        .build())
+}
+
+async fn join(h: tokio::task::JoinHandle<Result<CompletedPart>>) -> Result<CompletedPart> {
+    h.await
+        .map_err(|e| StorageError::Io(io::Error::other(format!("part upload task: {e}"))))?
+}
+
+/// A 200 answer to CompleteMultipartUpload the SDK could not parse, whose
+/// body is still a completion and not an `<Error>`: some servers (moto) name
+/// the root element `CompleteMultipartUploadResponse`. The object exists.
+fn completed_anyway<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    let Some(raw) = e.raw_response() else {
+        return false;
+    };
+    let body = raw.body().bytes().unwrap_or_default();
+    let text = String::from_utf8_lossy(body);
+    raw.status().as_u16() == 200
+        && text.contains("<CompleteMultipartUpload")
+        && !text.contains("<Error>")
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}
+
+fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+fn io_error<E>(
+    op: &str,
+    key: &str,
+    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StorageError::Io(io::Error::other(format!(
+        "S3 {op} {key}: {}",
+        DisplayErrorContext(&e)
+    )))
+}
+
+fn put_error<E>(key: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match status(&e) {
+        Some(412) => StorageError::AlreadyExists(key.to_string()),
+        _ => io_error("PutObject", key, e),
+    }
+}
+
+fn not_found_or<E>(
+    key: &str,
+    op: &str,
+    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match status(&e) {
+        Some(404) => StorageError::NotFound(key.to_string()),
+        _ => io_error(op, key, e),
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64> {
+        self.put_inner(key, body, false).await
+    }
+
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> Result<u64> {
+        self.put_inner(key, body, true).await
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
+        check_key(key)?;
+        let k = self.key(key);
+        let mut req = self.client.get_object().bucket(&self.bucket).key(&k);
+        if let Some(r) = range {
+            req = req.range(format!("bytes={}-{}", r.start, r.end));
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return Err(match status(&e) {
+                    Some(404) => StorageError::NotFound(key.to_string()),
+                    Some(416) => StorageError::InvalidRange,
+                    _ => io_error("GetObject", &k, e),
+                });
+            }
+        };
+        let size = match (range, out.content_range()) {
+            (Some(_), Some(cr)) => cr
+                .rsplit('/')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| {
+                    StorageError::Io(io::Error::other(format!("S3 sent Content-Range {cr:?}")))
+                })?,
+            _ => out.content_length().unwrap_or(0).max(0) as u64,
+        };
+        // HTTP clamps a range that runs past the end; the trait refuses it.
+        if range.is_some_and(|r| r.end >= size) {
+            return Err(StorageError::InvalidRange);
+        }
+        let body = futures_util::stream::unfold(out.body, |mut b| async move {
+            b.next().await.map(|r| (r.map_err(io::Error::other), b))
+        });
+        Ok(GetObject {
+            size,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        check_key(key)?;
+        let k = self.key(key);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&k)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectMeta {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                modified: out
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            })),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(io_error("HeadObject", &k, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
+        let prefix = prefix.trim_end_matches('/');
+        let base = if prefix.is_empty() {
+            self.prefix.clone()
+        } else {
+            check_key(prefix)?;
+            format!("{}/", self.key(prefix))
+        };
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&base)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error("ListObjectsV2", &base, e))?;
+            for o in page.contents() {
+                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&base))
+                    && !name.is_empty()
+                {
+                    out.push(Entry::Object(name.to_string()));
+                }
+            }
+            for p in page.common_prefixes() {
+                if let Some(name) = p
+                    .prefix()
+                    .and_then(|k| k.strip_prefix(&base))
+                    .map(|n| n.trim_end_matches('/'))
+                    && !name.is_empty()
+                {
+                    out.push(Entry::Prefix(name.to_string()));
+                }
+            }
+        }
+        out.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let k = self.key(key);
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&k)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(io_error("DeleteObject", &k, e)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        check_key(prefix)?;
+        let base = format!("{}/", self.key(prefix));
+        loop {
+            // List a page, delete it, list again: the listing shrinks as we go.
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&base)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(|e| io_error("ListObjectsV2", &base, e))?;
+            let ids: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Io(io::Error::other(e.to_string())))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| io_error("DeleteObjects", &base, e))?;
+            if let Some(err) = out.errors().first() {
+                return Err(StorageError::Io(io::Error::other(format!(
+                    "S3 DeleteObjects {}: {}",
+                    err.key().unwrap_or_default(),
+                    err.message().unwrap_or_default()
+                ))));
+            }
+        }
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        check_key(from)?;
+        check_key(to)?;
+        let (f, t) = (self.key(from), self.key(to));
+        let size = self
+            .stat(from)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(from.to_string()))?
+            .size;
+        self.copy(&f, &t, size).await?;
+        self.delete(from).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let why = match status(&e) {
+                    Some(404) => "no such bucket".to_string(),
+                    Some(403) => "access denied (check the credentials)".to_string(),
+                    _ => DisplayErrorContext(&e).to_string(),
+                };
+                StorageError::Io(io::Error::other(format!(
+                    "S3 bucket {}: {why}",
+                    self.bucket
+                )))
+            })
+    }
+}
+
+fn name_of(e: &Entry) -> &str {
+    match e {
+        Entry::Object(n) | Entry::Prefix(n) => n,
+    }
+}
+
+mod lazy_chain {
+    //! The SDK's default credentials chain (`AWS_*` variables, profiles,
+    //! web identity, ECS, EC2 instance metadata) is built asynchronously; nora
+    //! opens storage synchronously, so the chain is built on first use.
+
+    use aws_config::default_provider::credentials::DefaultCredentialsChain;
+    use aws_config::provider_config::ProviderConfig;
+    use aws_sdk_s3::config::{ProvideCredentials, SharedHttpClient};
+    use aws_smithy_async::rt::sleep::TokioSleep;
+
+    #[derive(Debug)]
+    pub struct LazyDefaultChain {
+        http: SharedHttpClient,
+        chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
+    }
+
+    impl LazyDefaultChain {
+        pub fn new(http: SharedHttpClient) -> LazyDefaultChain {
+            LazyDefaultChain {
+                http,
+                chain: tokio::sync::OnceCell::new(),
+            }
+        }
+    }
+
+    impl ProvideCredentials for LazyDefaultChain {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::new(async move {
+                let chain = self
+                    .chain
+                    .get_or_init(|| async {
+                        let cfg = ProviderConfig::without_region()
+                            .with_http_client(self.http.clone())
+                            .with_sleep_impl(TokioSleep::new());
+                        DefaultCredentialsChain::builder()
+                            .configure(cfg)
+                            .build()
+                            .await
+                    })
+                    .await;
+                chain.provide_credentials().await
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "../../tests/common/s3.rs"]
+mod test_server;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::test_server::{ACCESS_KEY, BUCKET, Kind, S3Server, SECRET_KEY};
+    use super::*;
+    use crate::storage::suite;
+
+    fn storage(server: &S3Server, prefix: &str) -> S3Storage {
+        S3Storage::new(&config::S3 {
+            endpoint: Some(server.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            bucket: BUCKET.into(),
+            prefix: prefix.into(),
+            path_style: true,
+            access_key: Some(ACCESS_KEY.into()),
+            secret_key: Some(SECRET_KEY.into()),
+        })
+    }
+
+    #[test]
+    fn copy_sources_are_encoded() {
+        assert_eq!(encode_key("a/b c+d:e"), "a/b%20c%2Bd%3Ae");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_storage_suite_on_s3s_fs() {
+        let server = S3Server::start(Kind::S3sFs);
+        suite::run_all(Arc::new(storage(&server, "reg"))).await;
+        large_objects(&storage(&server, "")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_storage_suite_on_moto() {
+        let server = S3Server::start(Kind::Moto);
+        suite::run_all(Arc::new(storage(&server, ""))).await;
+        large_objects(&storage(&server, "a/b")).await;
+    }
+
+    fn uneven_chunks(data: &[u8]) -> ByteStream {
+        let mut items = Vec::new();
+        let mut at = 0;
+        let mut n = 1;
+        while at < data.len() {
+            let len = (n * 97_003).min(data.len() - at);
+            items.push(Ok(Bytes::copy_from_slice(&data[at..at + len])));
+            at += len;
+            n = n % 40 + 1;
+        }
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn read(s: &S3Storage, key: &str, range: Option<ByteRange>) -> Vec<u8> {
+        let mut body = s.get(key, range).await.unwrap().body;
+        let mut out = Vec::new();
+        while let Some(c) = body.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    /// Multipart puts (several parts, the last short), ranges across part
+    /// boundaries, a body failing half way leaving nothing, and a rename.
+    async fn large_objects(s: &S3Storage) {
+        let data: Vec<u8> = (0..(PART * 2 + 12_345) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert_eq!(
+            s.put("big/one", uneven_chunks(&data)).await.unwrap(),
+            data.len() as u64
+        );
+        assert_eq!(read(s, "big/one", None).await, data);
+        let r = ByteRange {
+            start: PART as u64 - 10,
+            end: PART as u64 + 10,
+        };
+        assert_eq!(
+            read(s, "big/one", Some(r)).await,
+            &data[r.start as usize..=r.end as usize]
+        );
+        assert_eq!(
+            s.get("big/one", Some(r)).await.unwrap().size,
+            data.len() as u64
+        );
+
+        let mut items: Vec<std::io::Result<Bytes>> = data
+            .chunks(1 << 20)
+            .take(12)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        items.push(Err(io::Error::new(io::ErrorKind::ConnectionReset, "gone")));
+        let failing: ByteStream = Box::pin(futures_util::stream::iter(items));
+        assert!(s.put("big/two", failing).await.is_err());
+        assert!(
+            s.stat("big/two").await.unwrap().is_none(),
+            "nothing visible"
+        );
+
+        s.rename("big/one", "big/three").await.unwrap();
+        assert!(s.stat("big/one").await.unwrap().is_none());
+        assert_eq!(read(s, "big/three", None).await, data);
+        assert!(matches!(
+            s.put_if_absent("big/three", crate::storage::once(Bytes::from_static(b"x")))
+                .await,
+            Err(StorageError::AlreadyExists(_))
+        ));
+        s.delete_prefix("big").await.unwrap();
+        assert!(s.list("big").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unusable_buckets_say_why() {
+        let server = S3Server::start(Kind::S3sFs);
+        let mut cfg = config::S3 {
+            endpoint: Some(server.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            bucket: "missing".into(),
+            prefix: String::new(),
+            path_style: true,
+            access_key: Some(ACCESS_KEY.into()),
+            secret_key: Some(SECRET_KEY.into()),
+        };
+        let e = S3Storage::new(&cfg).ping().await.unwrap_err().to_string();
+        assert!(e.contains("no such bucket"), "{e}");
+        cfg.bucket = BUCKET.into();
+        cfg.secret_key = Some("wrong".into());
+        let e = S3Storage::new(&cfg).ping().await.unwrap_err().to_string();
+        assert!(e.contains("access denied"), "{e}");
+        cfg.endpoint = Some("http://127.0.0.1:1".into());
+        let e = S3Storage::new(&cfg).ping().await.unwrap_err().to_string();
+        assert!(e.contains("S3 bucket nora"), "{e}");
+    }
+}
