@@ -535,6 +535,7 @@ impl Config {
             None => (Config::default(), "defaults".to_string()),
         };
         config.validate(&origin)?;
+        let mut from_env = false;
         for var in ENV_VARS {
             if let Some(value) = env(var.name) {
                 (var.set)(&mut config, &value).map_err(|message| ConfigError::Value {
@@ -544,9 +545,58 @@ impl Config {
                     message,
                 })?;
                 config.validate(&format!("environment variable {}", var.name))?;
+                from_env = true;
             }
         }
+        let origin = if from_env {
+            format!("{origin} and NORA_* variables")
+        } else {
+            origin
+        };
+        config.validate_s3(&origin)?;
         Ok(config)
+    }
+
+    /// S3 settings are checked together, once every source is applied (the
+    /// keys come in pairs and from several variables).
+    fn validate_s3(&self, origin: &str) -> Result<(), ConfigError> {
+        if self.storage.mode != "s3" {
+            return Ok(());
+        }
+        let err = |key: &str, value: &str, message: &str| ConfigError::Value {
+            origin: origin.to_string(),
+            key: key.into(),
+            value: value.into(),
+            message: message.into(),
+        };
+        let s3 = &self.storage.s3;
+        if s3.bucket.is_empty() {
+            return Err(err("storage.s3.bucket", "", "required with mode = \"s3\""));
+        }
+        if s3.access_key.is_some() != s3.secret_key.is_some() {
+            return Err(err(
+                "storage.s3.access_key",
+                "",
+                "give both access_key and secret_key, or neither (the AWS_* chain)",
+            ));
+        }
+        if let Some(e) = &s3.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(err(
+                "storage.s3.endpoint",
+                e,
+                "expected an http:// or https:// URL",
+            ));
+        }
+        if s3.prefix.starts_with('/') || s3.prefix.contains("//") {
+            return Err(err(
+                "storage.s3.prefix",
+                &s3.prefix,
+                "no leading or double /",
+            ));
+        }
+        Ok(())
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -575,35 +625,7 @@ impl Config {
         }
         match self.storage.mode.as_str() {
             "local" => {}
-            "s3" => {
-                let s3 = &self.storage.s3;
-                if s3.bucket.is_empty() {
-                    return Err(err("storage.s3.bucket", "", "required with mode = \"s3\""));
-                }
-                if s3.access_key.is_some() != s3.secret_key.is_some() {
-                    return Err(err(
-                        "storage.s3.access_key",
-                        "",
-                        "give both access_key and secret_key, or neither (the AWS_* chain)",
-                    ));
-                }
-                if let Some(e) = &s3.endpoint
-                    && !(e.starts_with("http://") || e.starts_with("https://"))
-                {
-                    return Err(err(
-                        "storage.s3.endpoint",
-                        e,
-                        "expected an http:// or https:// URL",
-                    ));
-                }
-                if s3.prefix.starts_with('/') || s3.prefix.contains("//") {
-                    return Err(err(
-                        "storage.s3.prefix",
-                        &s3.prefix,
-                        "no leading or double /",
-                    ));
-                }
-            }
+            "s3" => {}
             other => return Err(err("storage.mode", other, "supported modes: local, s3")),
         }
         if self.storage.path.as_os_str().is_empty() {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+pub mod s3;
+
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -208,6 +210,72 @@ pub fn image_manifest(config: &str, config_size: usize, layers: &[(String, usize
         "layers": layers,
     }))
     .unwrap()
+}
+
+/// Pushes like real clients do: HEAD each blob, upload only the missing
+/// ones, then PUT the manifest. The config blob is shared by every image, so
+/// pushes keep relying on a blob GC may be collecting at that moment.
+pub async fn push_like_a_client(c: &Client, repo: &str, tag: &str, layer: &[u8]) -> Option<String> {
+    let config = br#"{"architecture":"amd64","os":"linux","shared":true}"#;
+    let mut digests = Vec::new();
+    for blob in [&config[..], layer] {
+        let d = sha256(blob);
+        let head = c
+            .http
+            .head(c.u(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .await
+            .ok()?;
+        if head.status() != 200 {
+            let r = c
+                .http
+                .post(c.u(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+                .body(blob.to_vec())
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 201 {
+                return None;
+            }
+        }
+        digests.push((d, blob.len()));
+    }
+    let manifest = image_manifest(&digests[0].0, digests[0].1, &digests[1..]);
+    let r = c.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+    (r.status() == 201).then(|| sha256(&manifest))
+}
+
+/// Pulls `repo:tag` and checks the manifest digest and every blob's bytes.
+pub async fn verify_pull(c: &Client, repo: &str, tag: &str, want: &str) {
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{repo}:{tag} manifest");
+    let body = r.bytes().await.unwrap();
+    assert_eq!(sha256(&body), want, "{repo}:{tag} manifest digest");
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for d in blobs {
+        let r = c
+            .http
+            .get(c.u(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{repo}:{tag} blob {d}");
+        assert_eq!(
+            sha256(&r.bytes().await.unwrap()),
+            d,
+            "{repo}:{tag} blob bytes"
+        );
+    }
 }
 
 /// The status and the first error code of an OCI error answer; panics when
