@@ -37,6 +37,9 @@ _nora() {
             nora,logout)
                 cmd="nora__subcmd__logout"
                 ;;
+            nora,migrate)
+                cmd="nora__subcmd__migrate"
+                ;;
             nora,retention)
                 cmd="nora__subcmd__retention"
                 ;;
@@ -69,6 +72,9 @@ _nora() {
                 ;;
             nora__subcmd__help,logout)
                 cmd="nora__subcmd__help__subcmd__logout"
+                ;;
+            nora__subcmd__help,migrate)
+                cmd="nora__subcmd__help__subcmd__migrate"
                 ;;
             nora__subcmd__help,retention)
                 cmd="nora__subcmd__help__subcmd__retention"
@@ -152,7 +158,7 @@ _nora() {
 
     case "${cmd}" in
         nora)
-            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention token login logout completions help"
+            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention migrate token login logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +318,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__help)
-            opts="serve images tag delete gc retention token login logout completions help"
+            opts="serve images tag delete gc retention migrate token login logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -438,6 +444,20 @@ _nora() {
             return 0
             ;;
         nora__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -788,6 +808,52 @@ _nora() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__migrate)
+            opts="-o -q -v -h --from --to --dry-run --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

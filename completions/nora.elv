@@ -39,6 +39,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand delete 'Delete tags or manifests'
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand migrate 'Copy a whole store to another backend (local <-> S3), verified and resumable'
             cand token 'Create, list and revoke API tokens'
             cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
             cand logout 'Revoke and forget the stored login for a server'
@@ -197,6 +198,24 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand --dry-run 'List each tag that would go and the rule that removes it; remove nothing'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;migrate'= {
+            cand --from 'Source: local, s3, a directory, or s3://BUCKET/PREFIX'
+            cand --to 'Destination: local, s3, a directory, or s3://BUCKET/PREFIX'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'Show what would be copied; write nothing'
             cand -q 'Print only what was asked for: no progress, no summaries'
             cand --quiet 'Print only what was asked for: no progress, no summaries'
             cand -v 'Log what happens on stderr (-vv for more)'
@@ -364,6 +383,7 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand delete 'Delete tags or manifests'
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
+            cand migrate 'Copy a whole store to another backend (local <-> S3), verified and resumable'
             cand token 'Create, list and revoke API tokens'
             cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
             cand logout 'Revoke and forget the stored login for a server'
@@ -387,6 +407,8 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;help;gc'= {
         }
         &'nora;help;retention'= {
+        }
+        &'nora;help;migrate'= {
         }
         &'nora;help;token'= {
             cand create 'Create a token and print its secret (shown this once)'

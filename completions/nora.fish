@@ -42,6 +42,7 @@ complete -c nora -n "__fish_nora_needs_command" -f -a "tag" -d 'Tag an image und
 complete -c nora -n "__fish_nora_needs_command" -f -a "delete" -d 'Delete tags or manifests'
 complete -c nora -n "__fish_nora_needs_command" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_needs_command" -f -a "migrate" -d 'Copy a whole store to another backend (local <-> S3), verified and resumable'
 complete -c nora -n "__fish_nora_needs_command" -f -a "token" -d 'Create, list and revoke API tokens'
 complete -c nora -n "__fish_nora_needs_command" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "logout" -d 'Revoke and forget the stored login for a server'
@@ -160,6 +161,20 @@ complete -c nora -n "__fish_nora_using_subcommand retention" -s q -l quiet -d 'P
 complete -c nora -n "__fish_nora_using_subcommand retention" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand retention" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand retention" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l from -d 'Source: local, s3, a directory, or s3://BUCKET/PREFIX' -r
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l to -d 'Destination: local, s3, a directory, or s3://BUCKET/PREFIX' -r
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand migrate" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l dry-run -d 'Show what would be copied; write nothing'
+complete -c nora -n "__fish_nora_using_subcommand migrate" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand migrate" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
@@ -271,17 +286,18 @@ complete -c nora -n "__fish_nora_using_subcommand completions" -s q -l quiet -d 
 complete -c nora -n "__fish_nora_using_subcommand completions" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "images" -d 'List and inspect images'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "delete" -d 'Delete tags or manifests'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "token" -d 'Create, list and revoke API tokens'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "logout" -d 'Revoke and forget the stored login for a server'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention token login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "migrate" -d 'Copy a whole store to another backend (local <-> S3), verified and resumable'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "token" -d 'Create, list and revoke API tokens'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "logout" -d 'Revoke and forget the stored login for a server'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token and print its secret (shown this once)'

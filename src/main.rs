@@ -60,6 +60,8 @@ enum Command {
     Gc(cmd::gc::GcArgs),
     /// Remove old tags by the configured [[retention]] rules
     Retention(cmd::retention::RetentionArgs),
+    /// Copy a whole store to another backend (local <-> S3), verified and resumable
+    Migrate(cmd::migrate::MigrateArgs),
     /// Create, list and revoke API tokens
     Token(cmd::token::TokenArgs),
     /// Log in to a nora server (a person's password, or a CI's OIDC identity)
@@ -98,6 +100,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => cmd::gc::run(args, ui),
         Command::Retention(args) => cmd::retention::run(args, ui),
         Command::Token(args) => cmd::token::run(args, ui),
+        Command::Migrate(args) => cmd::migrate::run(args, ui),
         Command::Login(args) => cmd::login::run(args, ui),
         Command::Logout(args) => cmd::logout::run(args, ui),
         Command::Serve(_) | Command::Completions(_) => Ok(()),

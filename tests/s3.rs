@@ -364,3 +364,165 @@ fn an_unusable_bucket_is_a_startup_error_naming_it() {
         assert!(!err.contains(common::s3::SECRET_KEY), "secret in the error");
     }
 }
+
+/// `nora migrate` with the S3 server's variables, exit status and output.
+fn migrate(s3: &S3Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nora"))
+        .arg("migrate")
+        .args(args)
+        .envs(s3.env("unused"))
+        .env_remove("NORA_STORAGE_MODE")
+        .env_remove("NORA_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_local_to_s3_and_back_verified_and_resumable() {
+    let mut s3 = S3Server::start(Kind::S3sFs);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut images = Vec::new();
+    {
+        let local = Server::start_on(&data, &[]);
+        let c = local.client();
+        let big: Vec<u8> = (0..(20u32 << 20))
+            .map(|i| (i.wrapping_mul(7) >> 5) as u8)
+            .collect();
+        for (repo, tag, layer) in [
+            ("team/app", "v1", b"one".to_vec()),
+            ("team/app", "v2", big),
+            ("other/x", "latest", b"three".to_vec()),
+        ] {
+            let (d, _) = c.push_image(repo, tag, &layer).await;
+            images.push((repo, tag, d));
+        }
+    }
+    nora(
+        &[],
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "write",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let src = data.to_str().unwrap();
+
+    // A dry run writes nothing.
+    let (ok, out, err) = migrate(
+        &s3,
+        &[
+            "--from",
+            src,
+            "--to",
+            "s3://nora/mig",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let dry: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dry["copied"], dry["objects"]);
+    let (ok, _, _) = migrate(
+        &s3,
+        &[
+            "--from",
+            "s3://nora/mig",
+            "--to",
+            dir.path().join("never").to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert!(ok, "an empty prefix lists as empty");
+    assert!(
+        !dir.path().join("never").exists(),
+        "a dry run creates nothing"
+    );
+
+    // S3 down: one clear line, exit 1.
+    s3.stop();
+    let (ok, _, err) = migrate(&s3, &["--from", src, "--to", "s3://nora/mig"]);
+    assert!(!ok);
+    assert!(
+        err.contains("s3://nora/mig") && err.lines().count() == 1,
+        "{err}"
+    );
+    s3.restart();
+
+    let (ok, out, err) = migrate(&s3, &["--from", src, "--to", "s3://nora/mig", "-o", "json"]);
+    assert!(ok, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["copied"], dry["copied"]);
+    assert!(first["bytes_copied"].as_u64().unwrap() > 20 << 20);
+    // A rerun copies nothing: everything is there.
+    let (ok, out, err) = migrate(&s3, &["--from", src, "--to", "s3://nora/mig", "-o", "json"]);
+    assert!(ok, "{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["copied"], 0);
+    assert_eq!(again["skipped"], first["objects"]);
+
+    // nora on the migrated prefix serves every image, and the token.
+    let mut env = s3.env("mig");
+    env.push(("NORA_AUTH_ENABLED", "true".into()));
+    let list = nora(&env, &["token", "ls", "-o", "json"]);
+    assert!(list.contains("\"ci\""), "{list}");
+    {
+        let on_s3 = start(dir.path(), &s3.env("mig"));
+        for (repo, tag, d) in &images {
+            verify_pull(&on_s3.client(), repo, tag, d).await;
+        }
+    }
+
+    // And back, to a new directory.
+    let back = dir.path().join("back");
+    let (ok, _, err) = migrate(
+        &s3,
+        &["--from", "s3://nora/mig", "--to", back.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    {
+        let local = Server::start_on(&back, &[]);
+        for (repo, tag, d) in &images {
+            verify_pull(&local.client(), repo, tag, d).await;
+        }
+    }
+
+    // A corrupt source blob (same size, other bytes) is refused and not copied.
+    let (_, _, d) = &images[0];
+    let hex = d.trim_start_matches("sha256:");
+    let blob = data.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let (ok, _, err) = migrate(&s3, &["--from", src, "--to", "s3://nora/bad"]);
+    assert!(!ok);
+    assert!(err.contains("hash to") && err.contains("resume"), "{err}");
+    let (_, out, _) = migrate(
+        &s3,
+        &[
+            "--from",
+            "s3://nora/bad",
+            "--to",
+            dir.path().join("never").to_str().unwrap(),
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    let bad: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        bad["objects"].as_u64().unwrap() < first["objects"].as_u64().unwrap(),
+        "stopped at the corrupt blob"
+    );
+}

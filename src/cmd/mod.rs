@@ -6,6 +6,7 @@ pub mod gc;
 pub mod images;
 pub mod login;
 pub mod logout;
+pub mod migrate;
 pub mod retention;
 pub mod serve;
 pub mod tag;

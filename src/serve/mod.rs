@@ -27,47 +27,14 @@ use request_log::RequestLog;
 /// Builds the registry on the configured storage. The filesystem backend
 /// comes back as well, for its temp-file housekeeping.
 pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Option<Arc<FsStorage>>)> {
-    let (storage, fs): (Arc<dyn crate::storage::Storage>, _) = match config.storage.mode.as_str() {
-        "s3" => (
-            Arc::new(crate::storage::s3::S3Storage::new(&config.storage.s3)),
-            None,
-        ),
-        _ => {
-            let fs = Arc::new(
-                FsStorage::open(&config.storage.path, config.storage.fsync).map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!(
-                            "cannot open storage at {}: {e}",
-                            config.storage.path.display()
-                        ),
-                    )
-                })?,
-            );
-            (fs.clone() as Arc<dyn crate::storage::Storage>, Some(fs))
-        }
-    };
+    let (storage, fs) = crate::storage::open(&config.storage)?;
     let reg = Arc::new(Registry::new(storage, config.storage.upload_ttl));
     Ok((reg, fs))
 }
 
 /// Where the storage is, for log lines and messages.
 pub fn storage_description(config: &Config) -> String {
-    match config.storage.mode.as_str() {
-        "s3" => {
-            let s3 = &config.storage.s3;
-            format!(
-                "s3://{}/{}{}",
-                s3.bucket,
-                s3.prefix.trim_matches('/'),
-                s3.endpoint
-                    .as_deref()
-                    .map(|e| format!(" at {e}"))
-                    .unwrap_or_default()
-            )
-        }
-        _ => config.storage.path.display().to_string(),
-    }
+    crate::storage::describe(&config.storage)
 }
 
 /// Every route nora serves.

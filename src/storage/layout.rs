@@ -65,6 +65,23 @@ pub fn blob(d: &Digest) -> String {
     format!("blobs/{}/{}/{}/data", d.algorithm(), &hex[..2], hex)
 }
 
+/// The digest a blob key holds the bytes of (`blob`, reversed).
+pub fn parse_blob(key: &str) -> Option<Digest> {
+    let mut parts = key.split('/');
+    let (Some(BLOBS), Some(alg), Some(_), Some(hex), Some("data"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let d: Digest = format!("{alg}:{hex}").parse().ok()?;
+    (blob(&d) == key).then_some(d)
+}
+
 pub fn repository(name: &str) -> String {
     format!("{REPOSITORIES}/{name}")
 }

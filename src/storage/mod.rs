@@ -11,6 +11,7 @@ pub mod layout;
 pub mod s3;
 #[cfg(test)]
 pub mod suite;
+pub mod transfer;
 
 use std::io;
 use std::pin::Pin;
@@ -129,6 +130,44 @@ pub trait Storage: Send + Sync + 'static {
     async fn put_bytes(&self, key: &str, data: Bytes) -> Result<u64> {
         self.put(key, once(data)).await
     }
+}
+
+/// The configured backend. The filesystem one comes back typed as well, for
+/// its temp-file housekeeping. Opening S3 contacts nothing (`ping` does).
+pub fn open(
+    cfg: &crate::config::Storage,
+) -> io::Result<(
+    std::sync::Arc<dyn Storage>,
+    Option<std::sync::Arc<fs::FsStorage>>,
+)> {
+    use std::sync::Arc;
+    if cfg.mode == "s3" {
+        return Ok((Arc::new(s3::S3Storage::new(&cfg.s3)), None));
+    }
+    let fs = Arc::new(fs::FsStorage::open(&cfg.path, cfg.fsync).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open storage at {}: {e}", cfg.path.display()),
+        )
+    })?);
+    Ok((fs.clone(), Some(fs)))
+}
+
+/// Where a store is, for messages: a directory or `s3://bucket/prefix`.
+pub fn describe(cfg: &crate::config::Storage) -> String {
+    if cfg.mode != "s3" {
+        return cfg.path.display().to_string();
+    }
+    let s3 = &cfg.s3;
+    format!(
+        "s3://{}/{}{}",
+        s3.bucket,
+        s3.prefix.trim_matches('/'),
+        s3.endpoint
+            .as_deref()
+            .map(|e| format!(" at {e}"))
+            .unwrap_or_default()
+    )
 }
 
 /// A one-chunk stream, for small values.

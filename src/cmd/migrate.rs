@@ -1,0 +1,200 @@
+//! `nora migrate --from SRC --to DST`: copies a whole store (blobs,
+//! manifests, tags, tokens, metadata) between backends, verifying every
+//! blob's digest, skipping what the destination already holds (a rerun
+//! resumes). SRC and DST: `local` and `s3` (the backends of the config), a
+//! directory, or `s3://bucket/prefix` (endpoint and credentials from
+//! `[storage.s3]` / `NORA_S3_*` / `AWS_*`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::{self, Config};
+use crate::storage::transfer::{self, Outcome, Progress};
+use crate::storage::{self, Storage};
+use crate::ui::format::size;
+use crate::ui::{CmdResult, Failure, Ui, block_on};
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Source: local, s3, a directory, or s3://BUCKET/PREFIX
+    #[arg(long, value_name = "STORE")]
+    from: String,
+    /// Destination: local, s3, a directory, or s3://BUCKET/PREFIX
+    #[arg(long, value_name = "STORE")]
+    to: String,
+    /// Show what would be copied; write nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    from: String,
+    to: String,
+    dry_run: bool,
+    objects: u64,
+    copied: u64,
+    skipped: u64,
+    bytes_copied: u64,
+    seconds: f64,
+}
+
+/// A store named on the command line, as a `[storage]` section.
+pub fn location(name: &str, config: &Config) -> Result<config::Storage, Failure> {
+    let mut cfg = config.storage.clone();
+    match name {
+        "local" => cfg.mode = "local".into(),
+        "s3" => {
+            cfg.mode = "s3".into();
+            if cfg.s3.bucket.is_empty() {
+                return Err(Failure::Usage(
+                    "\"s3\" needs [storage.s3] bucket (or NORA_S3_BUCKET); or give s3://BUCKET/PREFIX"
+                        .into(),
+                ));
+            }
+        }
+        url if url.starts_with("s3://") => {
+            let rest = &url["s3://".len()..];
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Failure::Usage(format!("{url:?}: no bucket")));
+            }
+            cfg.mode = "s3".into();
+            cfg.s3.bucket = bucket.into();
+            cfg.s3.prefix = prefix.trim_matches('/').into();
+        }
+        path => {
+            cfg.mode = "local".into();
+            cfg.path = PathBuf::from(path);
+        }
+    }
+    Ok(cfg)
+}
+
+/// Opens a store and checks that it answers.
+pub async fn open_checked(
+    cfg: &config::Storage,
+    create: bool,
+) -> Result<Arc<dyn Storage>, Failure> {
+    let where_ = storage::describe(cfg);
+    if cfg.mode == "local" && !create && !cfg.path.is_dir() {
+        return Err(Failure::Failed(format!("no nora storage at {where_}")));
+    }
+    let (s, _) = storage::open(cfg).map_err(|e| Failure::Failed(e.to_string()))?;
+    s.ping()
+        .await
+        .map_err(|e| Failure::Failed(format!("{where_}: {e}")))?;
+    Ok(s)
+}
+
+pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
+    let from_cfg = location(&args.from, &ui.config)?;
+    let to_cfg = location(&args.to, &ui.config)?;
+    let (from_name, to_name) = (storage::describe(&from_cfg), storage::describe(&to_cfg));
+    if from_name == to_name {
+        return Err(Failure::Usage(format!(
+            "--from and --to are the same store ({from_name})"
+        )));
+    }
+    let started = Instant::now();
+    let bar = ui.interactive().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.set_message("listing");
+        bar
+    });
+    let done = Arc::new(AtomicU64::new(0));
+    let outcome = block_on(async {
+        let src = open_checked(&from_cfg, false).await?;
+        // A dry run creates nothing, not even the destination directory.
+        let dst = if args.dry_run && to_cfg.mode == "local" && !to_cfg.path.exists() {
+            None
+        } else {
+            Some(open_checked(&to_cfg, true).await?)
+        };
+        let plan = transfer::plan(src.as_ref())
+            .await
+            .map_err(|e| Failure::Failed(format!("listing {from_name}: {e}")))?;
+        let total: u64 = plan.iter().map(|i| i.size).sum();
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_message(if args.dry_run { "checking" } else { "copying" });
+        }
+        let progress: Progress = {
+            let (bar, done) = (bar.clone(), done.clone());
+            Arc::new(move |n| {
+                done.fetch_add(n, Ordering::Relaxed);
+                if let Some(bar) = &bar {
+                    bar.inc(n);
+                }
+            })
+        };
+        let mut s = Summary {
+            from: from_name.clone(),
+            to: to_name.clone(),
+            dry_run: args.dry_run,
+            objects: plan.len() as u64,
+            copied: 0,
+            skipped: 0,
+            bytes_copied: 0,
+            seconds: 0.0,
+        };
+        for item in &plan {
+            let r = transfer::copy(src.as_ref(), dst.as_deref(), item, args.dry_run, &progress)
+                .await
+                .map_err(|e| {
+                    Failure::Failed(format!(
+                        "stopped at {}: {e} ({} objects copied; run the same command again to resume)",
+                        item.key, s.copied
+                    ))
+                })?;
+            match r {
+                Outcome::Copied(n) => {
+                    s.copied += 1;
+                    s.bytes_copied += n;
+                }
+                Outcome::Skipped => {
+                    s.skipped += 1;
+                    if let Some(bar) = &bar {
+                        bar.inc(item.size);
+                    }
+                }
+            }
+        }
+        s.seconds = started.elapsed().as_secs_f64();
+        Ok(s)
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let s = outcome?;
+    if ui.json() {
+        return ui.print_json(&s);
+    }
+    if !ui.global.quiet {
+        let verb = if s.dry_run { "Would copy" } else { "Copied" };
+        println!(
+            "{verb} {} of {} objects ({}) from {} to {}; {} already there; {:.1} s",
+            s.copied,
+            s.objects,
+            size(s.bytes_copied, ui.tty),
+            s.from,
+            s.to,
+            s.skipped,
+            s.seconds
+        );
+    }
+    Ok(())
+}
