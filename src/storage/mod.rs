@@ -134,12 +134,13 @@ pub trait Storage: Send + Sync + 'static {
 
 /// The configured backend. The filesystem one comes back typed as well, for
 /// its temp-file housekeeping. Opening S3 contacts nothing (`ping` does).
-pub fn open(
-    cfg: &crate::config::Storage,
-) -> io::Result<(
+/// A backend, and the filesystem one typed as well (for housekeeping).
+pub type Opened = (
     std::sync::Arc<dyn Storage>,
     Option<std::sync::Arc<fs::FsStorage>>,
-)> {
+);
+
+pub fn open(cfg: &crate::config::Storage) -> io::Result<Opened> {
     use std::sync::Arc;
     if cfg.mode == "s3" {
         return Ok((Arc::new(s3::S3Storage::new(&cfg.s3)), None));
