@@ -16,6 +16,9 @@ _nora() {
             ",$1")
                 cmd="nora"
                 ;;
+            nora,backup)
+                cmd="nora__subcmd__backup"
+                ;;
             nora,completions)
                 cmd="nora__subcmd__completions"
                 ;;
@@ -40,6 +43,9 @@ _nora() {
             nora,migrate)
                 cmd="nora__subcmd__migrate"
                 ;;
+            nora,restore)
+                cmd="nora__subcmd__restore"
+                ;;
             nora,retention)
                 cmd="nora__subcmd__retention"
                 ;;
@@ -51,6 +57,9 @@ _nora() {
                 ;;
             nora,token)
                 cmd="nora__subcmd__token"
+                ;;
+            nora__subcmd__help,backup)
+                cmd="nora__subcmd__help__subcmd__backup"
                 ;;
             nora__subcmd__help,completions)
                 cmd="nora__subcmd__help__subcmd__completions"
@@ -75,6 +84,9 @@ _nora() {
                 ;;
             nora__subcmd__help,migrate)
                 cmd="nora__subcmd__help__subcmd__migrate"
+                ;;
+            nora__subcmd__help,restore)
+                cmd="nora__subcmd__help__subcmd__restore"
                 ;;
             nora__subcmd__help,retention)
                 cmd="nora__subcmd__help__subcmd__retention"
@@ -158,12 +170,58 @@ _nora() {
 
     case "${cmd}" in
         nora)
-            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention migrate token login logout completions help"
+            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention migrate backup restore token login logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__backup)
+            opts="-o -q -v -h --file --from --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -318,8 +376,22 @@ _nora() {
             return 0
             ;;
         nora__subcmd__help)
-            opts="serve images tag delete gc retention migrate token login logout completions help"
+            opts="serve images tag delete gc retention migrate backup restore token login logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -458,6 +530,20 @@ _nora() {
             return 0
             ;;
         nora__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -847,6 +933,56 @@ _nora() {
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nora__subcmd__restore)
+            opts="-i -y -o -q -v -h --input --to --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,6 +40,8 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
             cand migrate 'Copy a whole store to another backend (local <-> S3), verified and resumable'
+            cand backup 'Write a consistent snapshot of a store to a .tar.gz, while nora serves'
+            cand restore 'Read a backup into a store, verified and resumable'
             cand token 'Create, list and revoke API tokens'
             cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
             cand logout 'Revoke and forget the stored login for a server'
@@ -224,6 +226,44 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'nora;backup'= {
+            cand --file 'The archive to write (a .tar.gz); `-o FILE` works too'
+            cand --from 'The store to back up: local, s3, a directory, s3://BUCKET/PREFIX (default: the configured storage)'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'nora;restore'= {
+            cand -i 'The archive written by `nora backup`'
+            cand --input 'The archive written by `nora backup`'
+            cand --to 'Where to restore: local, s3, a directory, s3://BUCKET/PREFIX (default: the configured storage)'
+            cand --config 'Configuration file (default: ./config.toml when present)'
+            cand --url 'Operate on a running nora through its admin API instead of on storage'
+            cand --token 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)'
+            cand --data-dir 'Storage directory to operate on (overrides [storage] path)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'Read and verify the whole archive; write nothing'
+            cand -y 'Do not ask before restoring into a store that holds repositories'
+            cand --yes 'Do not ask before restoring into a store that holds repositories'
+            cand -q 'Print only what was asked for: no progress, no summaries'
+            cand --quiet 'Print only what was asked for: no progress, no summaries'
+            cand -v 'Log what happens on stderr (-vv for more)'
+            cand --verbose 'Log what happens on stderr (-vv for more)'
+            cand --no-color 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'nora;token'= {
             cand --config 'Configuration file (default: ./config.toml when present)'
             cand --url 'Operate on a running nora through its admin API instead of on storage'
@@ -384,6 +424,8 @@ set edit:completion:arg-completer[nora] = {|@words|
             cand gc 'Garbage-collect unreferenced blobs and manifests (online)'
             cand retention 'Remove old tags by the configured [[retention]] rules'
             cand migrate 'Copy a whole store to another backend (local <-> S3), verified and resumable'
+            cand backup 'Write a consistent snapshot of a store to a .tar.gz, while nora serves'
+            cand restore 'Read a backup into a store, verified and resumable'
             cand token 'Create, list and revoke API tokens'
             cand login 'Log in to a nora server (a person''s password, or a CI''s OIDC identity)'
             cand logout 'Revoke and forget the stored login for a server'
@@ -409,6 +451,10 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;help;retention'= {
         }
         &'nora;help;migrate'= {
+        }
+        &'nora;help;backup'= {
+        }
+        &'nora;help;restore'= {
         }
         &'nora;help;token'= {
             cand create 'Create a token and print its secret (shown this once)'

@@ -43,6 +43,8 @@ complete -c nora -n "__fish_nora_needs_command" -f -a "delete" -d 'Delete tags o
 complete -c nora -n "__fish_nora_needs_command" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
 complete -c nora -n "__fish_nora_needs_command" -f -a "migrate" -d 'Copy a whole store to another backend (local <-> S3), verified and resumable'
+complete -c nora -n "__fish_nora_needs_command" -f -a "backup" -d 'Write a consistent snapshot of a store to a .tar.gz, while nora serves'
+complete -c nora -n "__fish_nora_needs_command" -f -a "restore" -d 'Read a backup into a store, verified and resumable'
 complete -c nora -n "__fish_nora_needs_command" -f -a "token" -d 'Create, list and revoke API tokens'
 complete -c nora -n "__fish_nora_needs_command" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
 complete -c nora -n "__fish_nora_needs_command" -f -a "logout" -d 'Revoke and forget the stored login for a server'
@@ -175,6 +177,34 @@ complete -c nora -n "__fish_nora_using_subcommand migrate" -s q -l quiet -d 'Pri
 complete -c nora -n "__fish_nora_using_subcommand migrate" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand migrate" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand backup" -l file -d 'The archive to write (a .tar.gz); `-o FILE` works too' -r -F
+complete -c nora -n "__fish_nora_using_subcommand backup" -l from -d 'The store to back up: local, s3, a directory, s3://BUCKET/PREFIX (default: the configured storage)' -r
+complete -c nora -n "__fish_nora_using_subcommand backup" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand backup" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand backup" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
+complete -c nora -n "__fish_nora_using_subcommand backup" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand backup" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand backup" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand backup" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand backup" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nora -n "__fish_nora_using_subcommand restore" -s i -l input -d 'The archive written by `nora backup`' -r -F
+complete -c nora -n "__fish_nora_using_subcommand restore" -l to -d 'Where to restore: local, s3, a directory, s3://BUCKET/PREFIX (default: the configured storage)' -r
+complete -c nora -n "__fish_nora_using_subcommand restore" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand restore" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
+complete -c nora -n "__fish_nora_using_subcommand restore" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
+complete -c nora -n "__fish_nora_using_subcommand restore" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
+complete -c nora -n "__fish_nora_using_subcommand restore" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
+wide\t'Every column, full digests and times'
+json\t'JSON on stdout, for scripts'"
+complete -c nora -n "__fish_nora_using_subcommand restore" -l dry-run -d 'Read and verify the whole archive; write nothing'
+complete -c nora -n "__fish_nora_using_subcommand restore" -s y -l yes -d 'Do not ask before restoring into a store that holds repositories'
+complete -c nora -n "__fish_nora_using_subcommand restore" -s q -l quiet -d 'Print only what was asked for: no progress, no summaries'
+complete -c nora -n "__fish_nora_using_subcommand restore" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
+complete -c nora -n "__fish_nora_using_subcommand restore" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
+complete -c nora -n "__fish_nora_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
@@ -286,18 +316,20 @@ complete -c nora -n "__fish_nora_using_subcommand completions" -s q -l quiet -d 
 complete -c nora -n "__fish_nora_using_subcommand completions" -s v -l verbose -d 'Log what happens on stderr (-vv for more)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -l no-color -d 'No colours (also when NO_COLOR is set or stdout is not a terminal)'
 complete -c nora -n "__fish_nora_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "images" -d 'List and inspect images'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "delete" -d 'Delete tags or manifests'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "migrate" -d 'Copy a whole store to another backend (local <-> S3), verified and resumable'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "token" -d 'Create, list and revoke API tokens'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "logout" -d 'Revoke and forget the stored login for a server'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
-complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate token login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "serve" -d 'Run the registry server (the default when no command is given)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "images" -d 'List and inspect images'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "tag" -d 'Tag an image under another name, without copying blobs'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "delete" -d 'Delete tags or manifests'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "gc" -d 'Garbage-collect unreferenced blobs and manifests (online)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "retention" -d 'Remove old tags by the configured [[retention]] rules'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "migrate" -d 'Copy a whole store to another backend (local <-> S3), verified and resumable'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "backup" -d 'Write a consistent snapshot of a store to a .tar.gz, while nora serves'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "restore" -d 'Read a backup into a store, verified and resumable'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "token" -d 'Create, list and revoke API tokens'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "login" -d 'Log in to a nora server (a person\'s password, or a CI\'s OIDC identity)'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "logout" -d 'Revoke and forget the stored login for a server'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "completions" -d 'Print shell completions, or write man pages'
+complete -c nora -n "__fish_nora_using_subcommand help; and not __fish_seen_subcommand_from serve images tag delete gc retention migrate backup restore token login logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "ls" -d 'List repositories and tags with digest, size, platforms and push time'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from images" -f -a "inspect" -d 'Show one image: manifest, config summary, layers, referrers'
 complete -c nora -n "__fish_nora_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token and print its secret (shown this once)'

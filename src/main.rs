@@ -62,6 +62,10 @@ enum Command {
     Retention(cmd::retention::RetentionArgs),
     /// Copy a whole store to another backend (local <-> S3), verified and resumable
     Migrate(cmd::migrate::MigrateArgs),
+    /// Write a consistent snapshot of a store to a .tar.gz, while nora serves
+    Backup(cmd::backup::BackupArgs),
+    /// Read a backup into a store, verified and resumable
+    Restore(cmd::restore::RestoreArgs),
     /// Create, list and revoke API tokens
     Token(cmd::token::TokenArgs),
     /// Log in to a nora server (a person's password, or a CI's OIDC identity)
@@ -73,7 +77,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(backup_file_flag(std::env::args_os().collect()));
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     if let Command::Completions(args) = command {
         return exit(cmd::completions::run::<Cli>(args));
@@ -100,11 +104,29 @@ fn main() -> ExitCode {
         Command::Gc(args) => cmd::gc::run(args, ui),
         Command::Retention(args) => cmd::retention::run(args, ui),
         Command::Token(args) => cmd::token::run(args, ui),
+        Command::Backup(args) => cmd::backup::run(args, ui),
+        Command::Restore(args) => cmd::restore::run(args, ui),
         Command::Migrate(args) => cmd::migrate::run(args, ui),
         Command::Login(args) => cmd::login::run(args, ui),
         Command::Logout(args) => cmd::logout::run(args, ui),
         Command::Serve(_) | Command::Completions(_) => Ok(()),
     })
+}
+
+/// `nora backup -o FILE.tar.gz`, as operators write it: the global `-o` is
+/// the output format, so after `backup` a `-o` whose value is not a format
+/// means `--file`.
+fn backup_file_flag(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(at) = args.iter().position(|a| a == "backup") else {
+        return args;
+    };
+    for i in at + 1..args.len().saturating_sub(1) {
+        let value = args[i + 1].to_string_lossy();
+        if args[i] == "-o" && !["table", "wide", "json"].contains(&value.as_ref()) {
+            args[i] = "--file".into();
+        }
+    }
+    args
 }
 
 fn exit(result: ui::CmdResult) -> ExitCode {

@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and a `run` function.
 
+pub mod backup;
 pub mod completions;
 pub mod delete;
 pub mod gc;
@@ -7,6 +8,7 @@ pub mod images;
 pub mod login;
 pub mod logout;
 pub mod migrate;
+pub mod restore;
 pub mod retention;
 pub mod serve;
 pub mod tag;

@@ -78,16 +78,23 @@ fn unix_now() -> u64 {
 impl Registry {
     pub async fn gc(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
         let started = Instant::now();
+        let mut report = self.with_gc_lock(self.gc_locked(opts, progress)).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Runs `work` holding the gc lock (kept fresh by a heartbeat): no
+    /// garbage collection removes a blob meanwhile, on any instance. What a
+    /// backup needs for a consistent snapshot.
+    pub async fn with_gc_lock<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         self.gc_lock().await?;
         let (stop, heartbeat) = self.lock_heartbeat();
-        let result = self.gc_locked(opts, progress).await;
+        let result = work.await;
         // Stop the heartbeat between writes, so none lands after the delete.
         let _ = stop.send(());
         let _ = heartbeat.await;
         let _ = self.storage.delete(layout::GC_LOCK).await;
-        let mut report = result?;
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        Ok(report)
+        result
     }
 
     fn lock_heartbeat(
@@ -132,7 +139,7 @@ impl Registry {
                     if !stale {
                         return Err(RegistryError::new(
                             Code::Busy,
-                            "another garbage collection is running",
+                            "another garbage collection (or a backup) is running",
                         ));
                     }
                     self.storage.delete(layout::GC_LOCK).await?;

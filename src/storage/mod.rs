@@ -6,6 +6,7 @@
 //! atomically, ranged gets, listing by prefix, delete and rename. Nothing here
 //! appends or edits in place, so a backend without those operations fits.
 
+pub mod archive;
 pub mod fs;
 pub mod layout;
 pub mod s3;

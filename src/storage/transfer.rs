@@ -76,7 +76,11 @@ fn phase(key: &str) -> u8 {
 }
 
 /// Every object key under `prefix`, depth first.
-async fn walk(s: &dyn Storage, prefix: &str, out: &mut Vec<String>) -> Result<(), StorageError> {
+pub async fn walk(
+    s: &dyn Storage,
+    prefix: &str,
+    out: &mut Vec<String>,
+) -> Result<(), StorageError> {
     let mut stack = vec![prefix.to_string()];
     while let Some(p) = stack.pop() {
         for e in s.list(&p).await? {
@@ -135,7 +139,7 @@ pub async fn copy(
 /// Passes bytes through, hashing them; ends in an error instead of a clean
 /// end when they do not hash to the expected digest, so the put fails and
 /// nothing becomes visible.
-struct Verified {
+pub struct Verified {
     inner: ByteStream,
     hasher: Option<Hasher>,
     expected: Digest,
@@ -143,7 +147,7 @@ struct Verified {
 }
 
 impl Verified {
-    fn new(inner: ByteStream, expected: Digest, progress: Progress) -> Self {
+    pub fn new(inner: ByteStream, expected: Digest, progress: Progress) -> Self {
         Verified {
             inner,
             hasher: Some(expected.algorithm().hasher()),

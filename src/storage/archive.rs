@@ -1,0 +1,335 @@
+//! Backups: a whole store as one `.tar.gz`, written while nora keeps serving,
+//! and read back into any store.
+//!
+//! The archive holds `nora-backup.json` (format, time, counts) first, then
+//! every blob under its storage key, then every other object (links, tags,
+//! tokens). A snapshot is consistent because the backup holds the gc lock
+//! (no blob disappears meanwhile, on any instance) and reads the small
+//! objects *before* listing the blobs: every manifest a recorded tag or link
+//! names was written, whole, before that tag or link, so it is in the blob
+//! listing. Restore writes in archive order (blobs, then links, then tags),
+//! verifies each blob's digest before it becomes visible, and skips blobs
+//! already there, so an interrupted restore resumes.
+//!
+//! tar and gzip are synchronous; they run on a blocking thread that pulls
+//! blob bytes from storage (and pushes them into it) through the runtime.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+use super::transfer::{self, Progress, Verified};
+use super::{ByteStream, Storage, StorageError, layout};
+
+pub const HEADER: &str = "nora-backup.json";
+const FORMAT: u32 = 1;
+/// Largest non-blob object restored (they are links and tokens: bytes).
+const SMALL_MAX: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    /// Unix seconds.
+    pub created: u64,
+    pub blobs: u64,
+    pub others: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RestoreReport {
+    pub blobs_written: u64,
+    pub blobs_skipped: u64,
+    pub others_written: u64,
+    pub bytes_written: u64,
+}
+
+/// What a backup will hold: the small objects' values (read first) and the
+/// blobs' keys and sizes (listed after).
+pub struct Snapshot {
+    others: Vec<(String, Bytes)>,
+    blobs: Vec<(String, u64)>,
+}
+
+impl Snapshot {
+    pub fn header(&self) -> Header {
+        Header {
+            format: FORMAT,
+            created: crate::auth::tokens::now(),
+            blobs: self.blobs.len() as u64,
+            others: self.others.len() as u64,
+            bytes: self.bytes(),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.blobs.iter().map(|(_, s)| s).sum::<u64>()
+            + self.others.iter().map(|(_, v)| v.len() as u64).sum::<u64>()
+    }
+}
+
+/// Reads the snapshot; call it holding the gc lock.
+pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
+    let mut others = Vec::new();
+    for item in transfer::plan(s).await? {
+        if layout::parse_blob(&item.key).is_some() {
+            continue;
+        }
+        match s.read_small(&item.key, SMALL_MAX).await {
+            Ok(v) => others.push((item.key, v)),
+            // Deleted since the listing (a tag or an upload link): not in.
+            Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut blobs = Vec::new();
+    let mut keys = Vec::new();
+    transfer::walk(s, layout::BLOBS, &mut keys).await?;
+    for key in keys {
+        if layout::parse_blob(&key).is_none() {
+            continue;
+        }
+        if let Some(m) = s.stat(&key).await? {
+            blobs.push((key, m.size));
+        }
+    }
+    // A gc killed mid-way may have left referenced blobs in its trash; the
+    // registry would restore them on use, the archive holds them in place.
+    let mut trash = Vec::new();
+    transfer::walk(s, layout::GC_TRASH, &mut trash).await?;
+    for key in trash {
+        let rest = &key[layout::GC_TRASH.len() + 1..];
+        let Some(d) = rest
+            .split_once('/')
+            .and_then(|(alg, hex)| format!("{alg}:{hex}").parse().ok())
+        else {
+            continue;
+        };
+        let target = layout::blob(&d);
+        if blobs.iter().any(|(k, _)| *k == target) {
+            continue;
+        }
+        if let Some(m) = s.stat(&key).await? {
+            blobs.push((key, m.size));
+        }
+    }
+    Ok(Snapshot { others, blobs })
+}
+
+/// Writes `snap` as a tar.gz to `out` (on a blocking thread), verifying every
+/// blob's digest as it is read.
+pub fn write(
+    s: Arc<dyn Storage>,
+    snap: Snapshot,
+    out: impl Write,
+    rt: Handle,
+    progress: Progress,
+) -> io::Result<()> {
+    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let header = serde_json::to_vec_pretty(&snap.header()).map_err(io::Error::other)?;
+    append(&mut tar, HEADER, header.len() as u64, &header[..])?;
+    for (key, size) in &snap.blobs {
+        // Trash entries go back under their blob key.
+        let (archived, digest) = match layout::parse_blob(key) {
+            Some(d) => (key.clone(), d),
+            None => {
+                let rest = &key[layout::GC_TRASH.len() + 1..];
+                let d = rest
+                    .split_once('/')
+                    .and_then(|(a, h)| format!("{a}:{h}").parse().ok())
+                    .ok_or_else(|| io::Error::other(format!("bad trash key {key}")))?;
+                (layout::blob(&d), d)
+            }
+        };
+        let body = rt
+            .block_on(s.get(key, None))
+            .map_err(|e| io::Error::other(format!("{key}: {e}")))?
+            .body;
+        let verified: ByteStream = Box::pin(Verified::new(body, digest, progress.clone()));
+        let reader = StreamReader {
+            rt: rt.clone(),
+            body: verified,
+            chunk: Bytes::new(),
+        };
+        append(&mut tar, &archived, *size, reader)
+            .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))?;
+    }
+    for (key, value) in &snap.others {
+        append(&mut tar, key, value.len() as u64, &value[..])?;
+        progress(value.len() as u64);
+    }
+    tar.into_inner()?.finish()?.flush()
+}
+
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o600);
+    h.set_mtime(crate::auth::tokens::now());
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, path, data)
+}
+
+/// A storage stream read synchronously (from a blocking thread).
+struct StreamReader {
+    rt: Handle,
+    body: ByteStream,
+    chunk: Bytes,
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rt.block_on(self.body.next()) {
+                Some(Ok(c)) => self.chunk = c,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Reads a tar.gz written by `write` into `dst` (on a blocking thread).
+/// With `dry_run`, every blob is read and verified, nothing is written.
+pub fn restore(
+    dst: Arc<dyn Storage>,
+    input: impl Read,
+    rt: Handle,
+    progress: Progress,
+    dry_run: bool,
+) -> io::Result<RestoreReport> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(input));
+    let mut report = RestoreReport::default();
+    let mut header_seen = false;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let key = entry.path()?.to_string_lossy().to_string();
+        let size = entry.header().size()?;
+        if !header_seen {
+            if key != HEADER {
+                return Err(io::Error::other(
+                    "not a nora backup (no nora-backup.json first)",
+                ));
+            }
+            let mut raw = Vec::new();
+            (&mut entry).take(SMALL_MAX).read_to_end(&mut raw)?;
+            let h: Header = serde_json::from_slice(&raw)
+                .map_err(|e| io::Error::other(format!("bad {HEADER}: {e}")))?;
+            if h.format != FORMAT {
+                return Err(io::Error::other(format!(
+                    "backup format {} is not supported (this nora reads {FORMAT})",
+                    h.format
+                )));
+            }
+            header_seen = true;
+            continue;
+        }
+        super::check_key(&key).map_err(|e| io::Error::other(e.to_string()))?;
+        if let Some(digest) = layout::parse_blob(&key) {
+            if dry_run {
+                let mut h = digest.algorithm().hasher();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = entry.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    progress(n as u64);
+                }
+                let got = h.finish();
+                if got != digest {
+                    return Err(io::Error::other(format!(
+                        "{key}: the archived bytes hash to {got}"
+                    )));
+                }
+                report.blobs_written += 1;
+                report.bytes_written += size;
+                continue;
+            }
+            let present = rt
+                .block_on(dst.stat(&key))
+                .map_err(io::Error::other)?
+                .is_some_and(|m| m.size == size);
+            if present {
+                report.blobs_skipped += 1;
+                progress(size);
+                continue;
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+            let body: ByteStream = Box::pin(Verified::new(
+                Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                })),
+                digest,
+                progress.clone(),
+            ));
+            let put = {
+                let (dst, key) = (dst.clone(), key.clone());
+                rt.spawn(async move { dst.put(&key, body).await })
+            };
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match entry.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx
+                            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                            .is_err()
+                        {
+                            break; // the put failed; its error is below
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            let written = rt
+                .block_on(put)
+                .map_err(io::Error::other)?
+                .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
+            report.blobs_written += 1;
+            report.bytes_written += written;
+        } else {
+            if size > SMALL_MAX {
+                return Err(io::Error::other(format!("{key}: {size} bytes, too big")));
+            }
+            if dry_run {
+                io::copy(&mut entry, &mut io::sink())?;
+                report.others_written += 1;
+                report.bytes_written += size;
+                progress(size);
+                continue;
+            }
+            let mut raw = Vec::with_capacity(size as usize);
+            (&mut entry).take(SMALL_MAX).read_to_end(&mut raw)?;
+            let n = rt
+                .block_on(dst.put_bytes(&key, raw.into()))
+                .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
+            report.others_written += 1;
+            report.bytes_written += n;
+            progress(n);
+        }
+    }
+    if !header_seen {
+        return Err(io::Error::other("empty archive"));
+    }
+    Ok(report)
+}
