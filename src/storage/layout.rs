@@ -49,6 +49,22 @@
 //!     (random, created once with put_if_absent, shared by all instances).
 //! ```
 //!
+//! On S3 (storage/s3.rs) every key above is an object key under the
+//! configured prefix, `<prefix>/<key>`, and the same rules hold: an object
+//! appears whole or not at all (PutObject, or CompleteMultipartUpload for
+//! anything over one 8 MiB part). A chunked OCI upload (POST, PATCH…, PUT)
+//! stores each PATCH as its own `uploads/<id>/parts/<offset>` object (itself
+//! a multipart upload when large), so any instance can continue the session;
+//! the closing PUT verifies the digest, then a single chunk is copied
+//! server-side to its blob key (rename = CopyObject + DeleteObject; S3 has no
+//! rename), and several are streamed through the hasher into one
+//! `uploads/<id>/assembled` object first. `gc/lock` and the token objects are
+//! how instances sharing a bucket coordinate: nothing else is shared.
+//!
+//! A backup archive (storage/archive.rs) is a tar.gz of these same keys:
+//! `nora-backup.json`, then `blobs/…`, then every other key but `uploads/`
+//! and `gc/`.
+//!
 //! Repository name components never start with `_` (see the OCI name
 //! grammar), so `_layers`, `_manifests` and `_referrers` cannot collide with
 //! a nested repository. Write order keeps the store consistent whatever is
