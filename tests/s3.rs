@@ -526,3 +526,23 @@ async fn migrate_local_to_s3_and_back_verified_and_resumable() {
         "stopped at the corrupt blob"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_the_standard_aws_variables() {
+    let s3 = S3Server::start(Kind::S3sFs);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = s3
+        .env("chain")
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("_KEY"))
+        .collect();
+    env.push(("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY.into()));
+    env.push(("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY.into()));
+    env.push(("AWS_EC2_METADATA_DISABLED", "true".into()));
+    let server = start(dir.path(), &env);
+    let c = server.client();
+    let (d, _) = c
+        .push_image("chain/app", "v1", b"via the SDK's chain")
+        .await;
+    verify_pull(&c, "chain/app", "v1", &d).await;
+}
