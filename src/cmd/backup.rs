@@ -3,14 +3,12 @@
 //! the archive, written to FILE.partial and renamed when complete.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::registry::Registry;
-use crate::storage::{self, archive, transfer::Progress};
+use crate::storage::{self, archive};
 use crate::ui::format::size;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
 
@@ -25,30 +23,6 @@ pub struct BackupArgs {
     pub from: Option<String>,
 }
 
-pub fn bar(ui: &Ui, message: &'static str) -> Option<ProgressBar> {
-    ui.interactive().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar.set_message(message);
-        bar
-    })
-}
-
-pub fn progress_of(bar: &Option<ProgressBar>) -> Progress {
-    let bar = bar.clone();
-    Arc::new(move |n| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    })
-}
-
 pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
     let cfg = match &args.from {
         Some(s) => super::migrate::location(s, &ui.config)?,
@@ -57,8 +31,8 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
     let name = storage::describe(&cfg);
     let partial = PathBuf::from(format!("{}.partial", args.file.display()));
     let started = Instant::now();
-    let bar = bar(&ui, "backing up");
-    let progress = progress_of(&bar);
+    let bar = ui.transfer_bar("backing up");
+    let progress = crate::ui::progress_of(&bar);
     let result = block_on(async {
         let s = super::migrate::open_checked(&cfg, false).await?;
         let reg = Registry::new(s.clone(), cfg.upload_ttl);

@@ -7,15 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::config::{self, Config};
-use crate::storage::transfer::{self, Outcome, Progress};
+use crate::storage::transfer::{self, Outcome};
 use crate::storage::{self, Storage};
 use crate::ui::format::size;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
@@ -103,19 +101,7 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
         )));
     }
     let started = Instant::now();
-    let bar = ui.interactive().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar.set_message("listing");
-        bar
-    });
-    let done = Arc::new(AtomicU64::new(0));
+    let bar = ui.transfer_bar("listing");
     let outcome = block_on(async {
         let src = open_checked(&from_cfg, false).await?;
         // A dry run creates nothing, not even the destination directory.
@@ -132,15 +118,7 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
             bar.set_length(total);
             bar.set_message(if args.dry_run { "checking" } else { "copying" });
         }
-        let progress: Progress = {
-            let (bar, done) = (bar.clone(), done.clone());
-            Arc::new(move |n| {
-                done.fetch_add(n, Ordering::Relaxed);
-                if let Some(bar) = &bar {
-                    bar.inc(n);
-                }
-            })
-        };
+        let progress = crate::ui::progress_of(&bar);
         let mut s = Summary {
             from: from_name.clone(),
             to: to_name.clone(),

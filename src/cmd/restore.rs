@@ -73,14 +73,11 @@ pub fn run(args: RestoreArgs, ui: Ui) -> CmdResult {
             d
         }
     };
-    let bar = super::backup::bar(
-        &ui,
-        if args.dry_run {
-            "verifying"
-        } else {
-            "restoring"
-        },
-    );
+    let bar = ui.transfer_bar(if args.dry_run {
+        "verifying"
+    } else {
+        "restoring"
+    });
     if let Some(b) = &bar {
         b.set_length(total);
     }

@@ -167,42 +167,29 @@ impl S3Storage {
         let mut in_flight: Option<tokio::task::JoinHandle<Result<CompletedPart>>> = None;
         let mut total = 0u64;
         let mut number = 1i32;
+        let mut ended = false;
         loop {
             let part = buf.split().freeze();
-            total += part.len() as u64;
-            // The previous part must be done before a third is buffered.
-            if let Some(h) = in_flight.take() {
-                parts.push(join(h).await?);
-            }
-            in_flight = Some(tokio::spawn(upload_part(
-                self.client.clone(),
-                self.bucket.clone(),
-                k.to_string(),
-                id.to_string(),
-                number,
-                part,
-            )));
-            number += 1;
-            let size = PART * (1 + number as usize / 1000);
-            let ended = fill(&mut body, &mut buf, size).await?;
-            if ended {
-                if !buf.is_empty() {
-                    let last = buf.split().freeze();
-                    total += last.len() as u64;
-                    if let Some(h) = in_flight.take() {
-                        parts.push(join(h).await?);
-                    }
-                    in_flight = Some(tokio::spawn(upload_part(
-                        self.client.clone(),
-                        self.bucket.clone(),
-                        k.to_string(),
-                        id.to_string(),
-                        number,
-                        last,
-                    )));
+            if !part.is_empty() {
+                total += part.len() as u64;
+                // The previous part must be done before a third is buffered.
+                if let Some(h) = in_flight.take() {
+                    parts.push(join(h).await?);
                 }
+                in_flight = Some(tokio::spawn(upload_part(
+                    self.client.clone(),
+                    self.bucket.clone(),
+                    k.to_string(),
+                    id.to_string(),
+                    number,
+                    part,
+                )));
+                number += 1;
+            }
+            if ended {
                 break;
             }
+            ended = fill(&mut body, &mut buf, PART * (1 + number as usize / 1000)).await?;
         }
         if let Some(h) = in_flight.take() {
             parts.push(join(h).await?);

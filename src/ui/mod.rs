@@ -178,6 +178,23 @@ impl Ui {
         }
     }
 
+    /// A bar of bytes with rate and ETA, for copies (migrate, backup,
+    /// restore); None when nobody watches.
+    pub fn transfer_bar(&self, message: &'static str) -> Option<indicatif::ProgressBar> {
+        self.interactive().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar.set_message(message);
+            bar
+        })
+    }
+
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
@@ -193,6 +210,16 @@ impl Ui {
             s.to_string()
         }
     }
+}
+
+/// A progress callback that moves `bar` (if any) by each chunk's length.
+pub fn progress_of(bar: &Option<indicatif::ProgressBar>) -> crate::storage::transfer::Progress {
+    let bar = bar.clone();
+    std::sync::Arc::new(move |n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    })
 }
 
 /// The token `nora login` stored for `url`, unless it has expired.
