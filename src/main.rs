@@ -77,6 +77,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Big buffers (S3 parts, read-ahead) always come from mmap and go back to
+    // the system when freed; glibc's default threshold rises after the first
+    // free and would keep them in the heap, growing RSS.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let cli = Cli::parse_from(backup_file_flag(std::env::args_os().collect()));
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     if let Command::Completions(args) = command {

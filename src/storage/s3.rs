@@ -24,8 +24,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::{Bytes, BytesMut};
@@ -41,6 +43,10 @@ use crate::config;
 const PART: usize = 8 << 20;
 /// Objects larger than this are copied in parts (S3's CopyObject limit).
 const COPY_MAX: u64 = 5 << 30;
+/// Parts uploaded, or read ahead, at once for one object: what one S3
+/// connection cannot carry, a few do (memory: a part each).
+const PUT_AHEAD: usize = 4;
+const GET_AHEAD: usize = 3;
 const COPY_PART: u64 = 1 << 30;
 
 pub struct S3Storage {
@@ -111,19 +117,49 @@ impl S3Storage {
         format!("{}{key}", self.prefix)
     }
 
-    async fn put_inner(&self, key: &str, mut body: ByteStream, if_absent: bool) -> Result<u64> {
+    async fn get_range(
+        &self,
+        k: &str,
+        from: u64,
+        to: u64,
+    ) -> std::result::Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(k)
+            .range(format!("bytes={from}-{to}"))
+            .send()
+            .await
+    }
+
+    async fn get_whole(&self, key: &str, k: &str) -> Result<GetObject> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(k)
+            .send()
+            .await
+            .map_err(|e| not_found_or(key, "GetObject", e))?;
+        Ok(GetObject {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            body: Box::pin(body_stream(out.body)),
+        })
+    }
+
+    async fn put_inner(&self, key: &str, body: ByteStream, if_absent: bool) -> Result<u64> {
         check_key(key)?;
         let k = self.key(key);
-        let mut buf = BytesMut::with_capacity(PART);
-        let ended = fill(&mut body, &mut buf, PART).await?;
-        if ended {
-            let size = buf.len() as u64;
+        let mut chunks = Chunker::new(body);
+        let first = chunks.next(PART).await?;
+        if chunks.ended() {
+            let size = first.len() as u64;
             let mut req = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&k)
-                .body(S3Body::from(buf.freeze()));
+                .body(S3Body::from(first));
             if if_absent {
                 req = req.if_none_match("*");
             }
@@ -139,7 +175,7 @@ impl S3Storage {
             .await
             .map_err(|e| io_error("CreateMultipartUpload", &k, e))?;
         let id = upload.upload_id().unwrap_or_default().to_string();
-        let outcome = self.upload_parts(&k, &id, body, buf, if_absent).await;
+        let outcome = self.upload_parts(&k, &id, chunks, first, if_absent).await;
         if outcome.is_err() {
             // Best effort: an unaborted upload is invisible anyway, and
             // bucket lifecycle rules remove it.
@@ -159,40 +195,53 @@ impl S3Storage {
         &self,
         k: &str,
         id: &str,
-        mut body: ByteStream,
-        mut buf: BytesMut,
+        mut chunks: Chunker,
+        first: Bytes,
         if_absent: bool,
     ) -> Result<u64> {
         let mut parts = Vec::new();
-        let mut in_flight: Option<tokio::task::JoinHandle<Result<CompletedPart>>> = None;
+        let mut in_flight: std::collections::VecDeque<
+            tokio::task::JoinHandle<Result<CompletedPart>>,
+        > = Default::default();
         let mut total = 0u64;
         let mut number = 1i32;
-        let mut ended = false;
-        loop {
-            let part = buf.split().freeze();
-            if !part.is_empty() {
-                total += part.len() as u64;
-                // The previous part must be done before a third is buffered.
-                if let Some(h) = in_flight.take() {
-                    parts.push(join(h).await?);
+        let mut part = first;
+        let outcome = async {
+            loop {
+                if !part.is_empty() {
+                    total += part.len() as u64;
+                    // At most PUT_AHEAD parts uploading, one filling.
+                    if in_flight.len() >= PUT_AHEAD
+                        && let Some(h) = in_flight.pop_front()
+                    {
+                        parts.push(join(h).await?);
+                    }
+                    in_flight.push_back(tokio::spawn(upload_part(
+                        self.client.clone(),
+                        self.bucket.clone(),
+                        k.to_string(),
+                        id.to_string(),
+                        number,
+                        std::mem::take(&mut part),
+                    )));
+                    number += 1;
                 }
-                in_flight = Some(tokio::spawn(upload_part(
-                    self.client.clone(),
-                    self.bucket.clone(),
-                    k.to_string(),
-                    id.to_string(),
-                    number,
-                    part,
-                )));
-                number += 1;
+                if chunks.ended() {
+                    break;
+                }
+                part = chunks.next(PART * (1 + number as usize / 1000)).await?;
             }
-            if ended {
-                break;
+            while let Some(h) = in_flight.pop_front() {
+                parts.push(join(h).await?);
             }
-            ended = fill(&mut body, &mut buf, PART * (1 + number as usize / 1000)).await?;
+            Ok::<_, StorageError>(())
         }
-        if let Some(h) = in_flight.take() {
-            parts.push(join(h).await?);
+        .await;
+        if let Err(e) = outcome {
+            for h in in_flight {
+                h.abort();
+            }
+            return Err(e);
         }
         let mut req = self
             .client
@@ -297,16 +346,99 @@ impl S3Storage {
     }
 }
 
-/// Reads from `body` into `buf` until it holds `limit` bytes (or a little
-/// more: chunks are not split) or the body ends. True when it ended.
-async fn fill(body: &mut ByteStream, buf: &mut BytesMut, limit: usize) -> Result<bool> {
-    while buf.len() < limit {
-        match body.next().await {
-            Some(chunk) => buf.extend_from_slice(&chunk?),
-            None => return Ok(true),
+fn body_stream(body: S3Body) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
+    futures_util::stream::unfold(body, |mut b| async move {
+        b.next().await.map(|r| (r.map_err(io::Error::other), b))
+    })
+}
+
+/// One part of a large object, read whole (GET_AHEAD of them at a time).
+async fn fetch_range(
+    client: Client,
+    bucket: String,
+    k: String,
+    from: u64,
+    to: u64,
+) -> io::Result<Bytes> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(&k)
+        .range(format!("bytes={from}-{to}"))
+        .send()
+        .await
+        .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", DisplayErrorContext(&e))))?;
+    let mut buf = BytesMut::with_capacity((to - from + 1) as usize);
+    let mut body = out.body;
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk.map_err(io::Error::other)?);
+    }
+    if buf.len() as u64 != to - from + 1 {
+        return Err(io::Error::other(format!(
+            "S3 sent {} bytes of {k} for {from}-{to}",
+            buf.len()
+        )));
+    }
+    Ok(buf.freeze())
+}
+
+/// Cuts a body into parts of an exact size: chunks are sliced at the part
+/// boundary (the rest carried into the next part), so a part never grows
+/// past its size and no buffer is reallocated.
+struct Chunker {
+    body: ByteStream,
+    carry: Option<Bytes>,
+    done: bool,
+}
+
+impl Chunker {
+    fn new(body: ByteStream) -> Chunker {
+        Chunker {
+            body,
+            carry: None,
+            done: false,
         }
     }
-    Ok(false)
+
+    /// Up to `limit` bytes, contiguous; fewer only at the end of the body.
+    async fn next(&mut self, limit: usize) -> Result<Bytes> {
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let mut len = 0;
+        while len < limit {
+            let chunk = match self.carry.take() {
+                Some(c) => c,
+                None => match self.body.next().await {
+                    Some(c) => c?,
+                    None => {
+                        self.done = true;
+                        break;
+                    }
+                },
+            };
+            let room = limit - len;
+            if chunk.len() > room {
+                self.carry = Some(chunk.slice(room..));
+                pieces.push(chunk.slice(..room));
+                len += room;
+            } else {
+                len += chunk.len();
+                pieces.push(chunk);
+            }
+        }
+        if pieces.len() == 1 {
+            return Ok(pieces.pop().unwrap_or_default());
+        }
+        let mut buf = BytesMut::with_capacity(len);
+        for p in pieces {
+            buf.extend_from_slice(&p);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Nothing more to read.
+    fn ended(&self) -> bool {
+        self.done && self.carry.is_none()
+    }
 }
 
 async fn upload_part(
@@ -418,12 +550,19 @@ impl Storage for S3Storage {
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<GetObject> {
         check_key(key)?;
         let k = self.key(key);
-        let mut req = self.client.get_object().bucket(&self.bucket).key(&k);
-        if let Some(r) = range {
-            req = req.range(format!("bytes={}-{}", r.start, r.end));
-        }
-        let out = match req.send().await {
+        // Ask for the first part only: small objects come whole in this one
+        // request, large ones tell their size and the rest is read ahead.
+        let start = range.map_or(0, |r| r.start);
+        let first_end = match range {
+            Some(r) => r.end.min(start + PART as u64 - 1),
+            None => start + PART as u64 - 1,
+        };
+        let out = match self.get_range(&k, start, first_end).await {
             Ok(out) => out,
+            // An empty object has no byte 0.
+            Err(e) if range.is_none() && status(&e) == Some(416) => {
+                return self.get_whole(key, &k).await;
+            }
             Err(e) => {
                 return Err(match status(&e) {
                     Some(404) => StorageError::NotFound(key.to_string()),
@@ -432,26 +571,51 @@ impl Storage for S3Storage {
                 });
             }
         };
-        let size = match (range, out.content_range()) {
-            (Some(_), Some(cr)) => cr
+        let size = match out.content_range() {
+            Some(cr) => cr
                 .rsplit('/')
                 .next()
                 .and_then(|t| t.parse().ok())
                 .ok_or_else(|| {
                     StorageError::Io(io::Error::other(format!("S3 sent Content-Range {cr:?}")))
                 })?,
-            _ => out.content_length().unwrap_or(0).max(0) as u64,
+            None => out.content_length().unwrap_or(0).max(0) as u64,
         };
         // HTTP clamps a range that runs past the end; the trait refuses it.
         if range.is_some_and(|r| r.end >= size) {
             return Err(StorageError::InvalidRange);
         }
-        let body = futures_util::stream::unfold(out.body, |mut b| async move {
-            b.next().await.map(|r| (r.map_err(io::Error::other), b))
+        let last = range.map_or(size.saturating_sub(1), |r| r.end);
+        let first: ByteStream = Box::pin(body_stream(out.body));
+        if first_end >= last {
+            return Ok(GetObject { size, body: first });
+        }
+        // The rest in parts, GET_AHEAD of them in flight while the first
+        // streams: one S3 connection is slower than what nora can send on.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        let ranges: Vec<(u64, u64)> = (first_end + 1..=last)
+            .step_by(PART)
+            .map(|from| (from, (from + PART as u64 - 1).min(last)))
+            .collect();
+        let (client, bucket) = (self.client.clone(), self.bucket.clone());
+        tokio::spawn(async move {
+            let mut parts = futures_util::stream::iter(ranges)
+                .map(|(from, to)| fetch_range(client.clone(), bucket.clone(), k.clone(), from, to))
+                .buffered(GET_AHEAD);
+            while let Some(part) = parts.next().await {
+                let failed = part.is_err();
+                // The reader went away: stop fetching.
+                if tx.send(part).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
         });
         Ok(GetObject {
             size,
-            body: Box::pin(body),
+            body: Box::pin(first.chain(rest)),
         })
     }
 
