@@ -46,7 +46,7 @@ const COPY_MAX: u64 = 5 << 30;
 /// Parts uploaded, or read ahead, at once for one object: what one S3
 /// connection cannot carry, a few do (memory: a part each).
 const PUT_AHEAD: usize = 4;
-const GET_AHEAD: usize = 3;
+const GET_AHEAD: usize = 6;
 const COPY_PART: u64 = 1 << 30;
 
 pub struct S3Storage {
@@ -352,14 +352,15 @@ fn body_stream(body: S3Body) -> impl futures_util::Stream<Item = io::Result<Byte
     })
 }
 
-/// One part of a large object, read whole (GET_AHEAD of them at a time).
+/// One part of a large object, read whole (GET_AHEAD of them at a time), as
+/// the chunks it arrived in: no copy into one buffer, no fresh pages.
 async fn fetch_range(
     client: Client,
     bucket: String,
     k: String,
     from: u64,
     to: u64,
-) -> io::Result<Bytes> {
+) -> io::Result<Vec<Bytes>> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -368,18 +369,20 @@ async fn fetch_range(
         .send()
         .await
         .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", DisplayErrorContext(&e))))?;
-    let mut buf = BytesMut::with_capacity((to - from + 1) as usize);
+    let mut chunks = Vec::new();
+    let mut len = 0u64;
     let mut body = out.body;
     while let Some(chunk) = body.next().await {
-        buf.extend_from_slice(&chunk.map_err(io::Error::other)?);
+        let chunk = chunk.map_err(io::Error::other)?;
+        len += chunk.len() as u64;
+        chunks.push(chunk);
     }
-    if buf.len() as u64 != to - from + 1 {
+    if len != to - from + 1 {
         return Err(io::Error::other(format!(
-            "S3 sent {} bytes of {k} for {from}-{to}",
-            buf.len()
+            "S3 sent {len} bytes of {k} for {from}-{to}"
         )));
     }
-    Ok(buf.freeze())
+    Ok(chunks)
 }
 
 /// Cuts a body into parts of an exact size: chunks are sliced at the part
@@ -592,21 +595,39 @@ impl Storage for S3Storage {
         }
         // The rest in parts, GET_AHEAD of them in flight while the first
         // streams: one S3 connection is slower than what nora can send on.
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let ranges: Vec<(u64, u64)> = (first_end + 1..=last)
             .step_by(PART)
             .map(|from| (from, (from + PART as u64 - 1).min(last)))
             .collect();
         let (client, bucket) = (self.client.clone(), self.bucket.clone());
         tokio::spawn(async move {
+            // Spawned, so parts keep downloading while a finished one waits
+            // for the reader (a plain future would only run when polled).
             let mut parts = futures_util::stream::iter(ranges)
-                .map(|(from, to)| fetch_range(client.clone(), bucket.clone(), k.clone(), from, to))
+                .map(|(from, to)| {
+                    let fetch = fetch_range(client.clone(), bucket.clone(), k.clone(), from, to);
+                    async move {
+                        tokio::spawn(fetch)
+                            .await
+                            .unwrap_or_else(|e| Err(io::Error::other(e)))
+                    }
+                })
                 .buffered(GET_AHEAD);
             while let Some(part) = parts.next().await {
-                let failed = part.is_err();
-                // The reader went away: stop fetching.
-                if tx.send(part).await.is_err() || failed {
-                    return;
+                match part {
+                    Ok(chunks) => {
+                        for c in chunks {
+                            // The reader went away: stop fetching.
+                            if tx.send(Ok(c)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
                 }
             }
         });
