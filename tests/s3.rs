@@ -546,3 +546,79 @@ async fn credentials_from_the_standard_aws_variables() {
         .await;
     verify_pull(&c, "chain/app", "v1", &d).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrate_killed_or_cut_off_resumes() {
+    let mut s3 = S3Server::start(Kind::S3sFs);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut images = Vec::new();
+    {
+        let local = Server::start_on(&data, &[]);
+        let c = local.client();
+        for i in 0..4u32 {
+            let layer: Vec<u8> = (0..(12u32 << 20))
+                .map(|b| (b.wrapping_mul(i + 3) >> 4) as u8)
+                .collect();
+            let (d, _) = c.push_image("big/app", &format!("v{i}"), &layer).await;
+            images.push((format!("v{i}"), d));
+        }
+    }
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_nora"))
+            .args([
+                "migrate",
+                "--from",
+                data.to_str().unwrap(),
+                "--to",
+                "s3://nora/k",
+            ])
+            .envs(s3.env("unused"))
+            .env_remove("NORA_STORAGE_MODE")
+            .env_remove("NORA_CONFIG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Killed half way (wherever that lands): the rerun finishes the job.
+    let mut child = spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    // The S3 server goes away half way: one clear line, exit 1 (unless the
+    // copy was already done).
+    let child = spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    s3.stop();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("resume") || err.contains("s3://nora/k"),
+            "{err}"
+        );
+    }
+    s3.restart();
+    let (ok, out, err) = migrate(
+        &s3,
+        &[
+            "--from",
+            data.to_str().unwrap(),
+            "--to",
+            "s3://nora/k",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        summary["skipped"].as_u64().unwrap() > 0,
+        "resumed: {summary}"
+    );
+    let on_s3 = start(dir.path(), &s3.env("k"));
+    for (tag, d) in &images {
+        verify_pull(&on_s3.client(), "big/app", tag, d).await;
+    }
+}

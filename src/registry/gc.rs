@@ -139,7 +139,7 @@ impl Registry {
                     if !stale {
                         return Err(RegistryError::new(
                             Code::Busy,
-                            "another garbage collection (or a backup) is running",
+                            "another garbage collection (or a backup) is running (the lock of one that was killed or cut off expires within 60 s)",
                         ));
                     }
                     self.storage.delete(layout::GC_LOCK).await?;
