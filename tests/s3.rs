@@ -580,15 +580,31 @@ async fn a_migrate_killed_or_cut_off_resumes() {
             .spawn()
             .unwrap()
     };
-    // Killed half way (wherever that lands): the rerun finishes the job.
+    // Waits until s3s-fs holds more than `than` objects (or the copy ended).
+    let wait_for_progress = |child: &mut std::process::Child, than: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while s3.stored_objects("k") <= than {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "migrate made no progress"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s3.stored_objects("k")
+    };
+    // Killed once part of the copy is there: the rerun skips that part.
     let mut child = spawn();
-    std::thread::sleep(Duration::from_millis(300));
+    let copied = wait_for_progress(&mut child, 0);
     let _ = child.kill();
     let _ = child.wait();
+    assert!(copied > 0);
     // The S3 server goes away half way: one clear line, exit 1 (unless the
     // copy was already done).
-    let child = spawn();
-    std::thread::sleep(Duration::from_millis(200));
+    let mut child = spawn();
+    wait_for_progress(&mut child, copied);
     s3.stop();
     let out = child.wait_with_output().unwrap();
     if !out.status.success() {

@@ -133,6 +133,26 @@ impl S3Server {
         self.spawn();
     }
 
+    /// How many objects s3s-fs holds under `prefix` (it keeps one file per
+    /// object): lets a fault test wait for a copy to be under way instead
+    /// of guessing with a sleep.
+    pub fn stored_objects(&self, prefix: &str) -> usize {
+        assert_eq!(self.kind, Kind::S3sFs, "only s3s-fs keeps files");
+        fn count(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => count(&e.path()),
+                    Ok(t) if t.is_file() && !e.file_name().to_string_lossy().starts_with('.') => 1,
+                    _ => 0,
+                })
+                .sum()
+        }
+        count(&self.root.path().join(BUCKET).join(prefix))
+    }
+
     /// The `NORA_*` variables that put a nora on this server's bucket.
     pub fn env(&self, prefix: &str) -> Vec<(&'static str, String)> {
         vec![
