@@ -638,3 +638,72 @@ async fn a_migrate_killed_or_cut_off_resumes() {
         verify_pull(&on_s3.client(), "big/app", tag, d).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_off_by_an_s3_outage_reruns_at_once() {
+    let mut s3 = S3Server::start(Kind::S3sFs);
+    let dir = tempfile::tempdir().unwrap();
+    let env = s3.env("b");
+    let mut images = Vec::new();
+    {
+        let server = start(dir.path(), &env);
+        let c = server.client();
+        for i in 0..4u32 {
+            let layer: Vec<u8> = (0..(12u32 << 20))
+                .map(|b| (b.wrapping_mul(i + 5) >> 3) as u8)
+                .collect();
+            let (d, _) = c.push_image("big/app", &format!("v{i}"), &layer).await;
+            images.push((format!("v{i}"), d));
+        }
+    }
+    let archive = dir.path().join("b.tar.gz");
+    let partial = dir.path().join("b.tar.gz.partial");
+    let a = archive.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nora"))
+        .args(["backup", "-o", a])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("NORA_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The S3 server goes away once the archive is being written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !partial.metadata().is_ok_and(|m| m.len() > 0) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backup wrote nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s3.stop();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("cannot back up") && err.contains("run it again"),
+            "{err}"
+        );
+        assert!(!archive.exists() && !partial.exists(), "no half archive");
+    }
+    // Back up again as soon as S3 is back: what the cut-off backup left (its
+    // hold on gc) does not stand in the way.
+    s3.restart();
+    nora(&env, &["backup", "-o", a]);
+    let restored = dir.path().join("restored");
+    nora(
+        &[],
+        &[
+            "restore",
+            "-i",
+            a,
+            "--to",
+            restored.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    let on_restored = Server::start_on(&restored, &[]);
+    for (tag, d) in &images {
+        verify_pull(&on_restored.client(), "big/app", tag, d).await;
+    }
+}

@@ -38,7 +38,7 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
         let reg = Registry::new(s.clone(), cfg.upload_ttl);
         let (file, partial2) = (args.file.clone(), partial.clone());
         let locked = reg
-            .with_gc_lock(async {
+            .with_gc_paused(async {
                 Ok(async {
                     let snap = archive::snapshot(s.as_ref())
                         .await
@@ -55,7 +55,7 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
                     })
                     .await
                     .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("backup stopped: {e}"))?;
+                    .map_err(|e| format!("stopped ({e}); nothing was kept, run it again"))?;
                     std::fs::rename(&partial2, &file)
                         .map_err(|e| format!("cannot rename to {}: {e}", file.display()))?;
                     Ok::<_, String>(header)
@@ -64,7 +64,7 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
             })
             .await
             .map_err(|e| Failure::Failed(format!("cannot back up {name}: {}", e.message)))?;
-        locked.map_err(Failure::Failed)
+        locked.map_err(|e| Failure::Failed(format!("cannot back up {name}: {e}")))
     });
     if let Some(b) = &bar {
         b.finish_and_clear();

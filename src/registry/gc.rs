@@ -33,9 +33,10 @@ use super::error::{Code, RegistryError, Result};
 use super::manifest::{self, Reference};
 use crate::storage::{Entry, StorageError, layout, once};
 
-/// A running GC rewrites its lock this often; a lock not rewritten for
-/// LOCK_STALE_AFTER belongs to a GC that was killed, and the next GC takes it
-/// over (what the killed one left in the trash is sorted out as leftovers).
+/// A running GC rewrites its lock (a backup its hold) this often; a lock not
+/// rewritten for LOCK_STALE_AFTER belongs to a GC that was killed, and the
+/// next GC takes it over (what the killed one left in the trash is sorted out
+/// as leftovers); a stale hold is a backup that was killed, and is removed.
 const LOCK_HEARTBEAT: Duration = Duration::from_secs(10);
 const LOCK_STALE_AFTER: Duration = Duration::from_secs(60);
 
@@ -75,35 +76,63 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a lock or hold object holds: for people reading the bucket.
+fn stamp(what: &str) -> String {
+    format!("{{\"{what}\":{}}}", unix_now())
+}
+
 impl Registry {
     pub async fn gc(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
         let started = Instant::now();
-        let mut report = self.with_gc_lock(self.gc_locked(opts, progress)).await?;
+        self.gc_lock().await?;
+        let mut report = self
+            .holding(layout::GC_LOCK, self.gc_locked(opts, progress))
+            .await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
-    /// Runs `work` holding the gc lock (kept fresh by a heartbeat): no
-    /// garbage collection removes a blob meanwhile, on any instance. What a
-    /// backup needs for a consistent snapshot.
-    pub async fn with_gc_lock<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        self.gc_lock().await?;
-        let (stop, heartbeat) = self.lock_heartbeat();
+    /// Runs `work` while no garbage collection can run, on any instance:
+    /// what a backup needs for a consistent snapshot. It takes a hold
+    /// (`gc/holds/<id>`, kept fresh by a heartbeat), not the gc lock, so
+    /// backups never exclude each other, and a backup cut off by a storage
+    /// outage does not stop its rerun (only gc waits for its hold to go
+    /// stale). A gc writes its lock then looks for holds; a backup writes
+    /// its hold then looks at the lock: one of them always sees the other.
+    pub async fn with_gc_paused<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let hold = layout::gc_hold(&format!("{:032x}", rand::random::<u128>()));
+        self.storage
+            .put_bytes(&hold, stamp("started").into())
+            .await?;
+        if self.fresh(layout::GC_LOCK).await? {
+            let _ = self.storage.delete(&hold).await;
+            return Err(RegistryError::new(
+                Code::Busy,
+                "a garbage collection is running: try again when it is done (the lock of one that was killed or cut off expires within 60 s)",
+            ));
+        }
+        self.holding(&hold, work).await
+    }
+
+    /// Runs `work` with `key` kept fresh by a heartbeat, then deletes `key`.
+    async fn holding<T>(&self, key: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let (stop, heartbeat) = self.heartbeat(key);
         let result = work.await;
         // Stop the heartbeat between writes, so none lands after the delete.
         let _ = stop.send(());
         let _ = heartbeat.await;
-        let _ = self.storage.delete(layout::GC_LOCK).await;
+        let _ = self.storage.delete(key).await;
         result
     }
 
-    fn lock_heartbeat(
+    fn heartbeat(
         &self,
+        key: &str,
     ) -> (
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     ) {
-        let storage = self.storage.clone();
+        let (storage, key) = (self.storage.clone(), key.to_string());
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             loop {
@@ -111,35 +140,36 @@ impl Registry {
                     _ = tokio::time::sleep(LOCK_HEARTBEAT) => {}
                     _ = &mut stopped => return,
                 }
-                let stamp = format!("{{\"alive\":{}}}", unix_now());
-                if let Err(e) = storage.put_bytes(layout::GC_LOCK, stamp.into()).await {
-                    tracing::warn!(error = %e, "cannot refresh the gc lock");
+                if let Err(e) = storage.put_bytes(&key, stamp("alive").into()).await {
+                    tracing::warn!(error = %e, key, "cannot refresh the gc lock");
                 }
             }
         });
         (stop, task)
     }
 
+    /// Whether `key` exists and was written within LOCK_STALE_AFTER.
+    async fn fresh(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .storage
+            .stat(key)
+            .await?
+            .is_some_and(|m| m.modified.elapsed().unwrap_or_default() <= LOCK_STALE_AFTER))
+    }
+
     async fn gc_lock(&self) -> Result<()> {
-        let stamp = format!("{{\"started\":{}}}", unix_now());
         for _ in 0..2 {
             match self
                 .storage
-                .put_if_absent(layout::GC_LOCK, once(stamp.clone().into()))
+                .put_if_absent(layout::GC_LOCK, once(stamp("started").into()))
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return self.no_backup_running().await,
                 Err(StorageError::AlreadyExists(_)) => {
-                    let stale = self
-                        .storage
-                        .stat(layout::GC_LOCK)
-                        .await?
-                        .and_then(|m| m.modified.elapsed().ok())
-                        .is_some_and(|age| age > LOCK_STALE_AFTER);
-                    if !stale {
+                    if self.fresh(layout::GC_LOCK).await? {
                         return Err(RegistryError::new(
                             Code::Busy,
-                            "another garbage collection (or a backup) is running (the lock of one that was killed or cut off expires within 60 s)",
+                            "another garbage collection is running (the lock of one that was killed or cut off expires within 60 s)",
                         ));
                     }
                     self.storage.delete(layout::GC_LOCK).await?;
@@ -148,6 +178,24 @@ impl Registry {
             }
         }
         Err(RegistryError::new(Code::Busy, "could not take the gc lock"))
+    }
+
+    /// With the gc lock taken: refuses (and lets the lock go) while a backup
+    /// holds gc off; removes the holds of backups that were cut off.
+    async fn no_backup_running(&self) -> Result<()> {
+        let mut holds = Vec::new();
+        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_HOLDS, &mut holds).await?;
+        for hold in holds {
+            if self.fresh(&hold).await? {
+                let _ = self.storage.delete(layout::GC_LOCK).await;
+                return Err(RegistryError::new(
+                    Code::Busy,
+                    "a backup is running: garbage collection waits until it is done (the hold of one that was killed or cut off expires within 60 s)",
+                ));
+            }
+            let _ = self.storage.delete(&hold).await;
+        }
+        Ok(())
     }
 
     async fn gc_locked(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
@@ -397,5 +445,80 @@ impl Registry {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::fs::FsStorage;
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        let storage = Arc::new(FsStorage::open(dir, false).unwrap());
+        Registry::new(storage, Duration::from_secs(3600))
+    }
+
+    async fn gc(reg: &Registry) -> Result<GcReport> {
+        let opts = GcOptions {
+            dry_run: true,
+            grace: Duration::ZERO,
+            upload_ttl: Duration::from_secs(3600),
+        };
+        reg.gc(&opts, &|_, _, _| {}).await
+    }
+
+    fn age(path: std::path::PathBuf) {
+        let old = SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn backups_hold_gc_off_but_not_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let inner = reg
+            .with_gc_paused(async {
+                let refused = gc(&reg).await.unwrap_err();
+                assert_eq!(refused.code, Code::Busy);
+                assert!(refused.message.contains("backup is running"));
+                // A second backup runs alongside.
+                reg.with_gc_paused(async { Ok(7) }).await
+            })
+            .await;
+        assert_eq!(inner.unwrap(), 7);
+        // Both holds and the refused gc's lock are gone: gc runs.
+        gc(&reg).await.unwrap();
+        assert!(!dir.path().join("gc/lock").exists());
+
+        // A running gc (a fresh lock) refuses a backup, and leaves no hold.
+        reg.storage
+            .put_bytes(layout::GC_LOCK, "{}".into())
+            .await
+            .unwrap();
+        let refused = reg.with_gc_paused(async { Ok(()) }).await.unwrap_err();
+        assert!(refused.message.contains("garbage collection is running"));
+        let holds = dir.path().join("gc/holds");
+        assert_eq!(std::fs::read_dir(&holds).map_or(0, |d| d.count()), 0);
+        // The lock of a killed gc does not.
+        age(dir.path().join("gc/lock"));
+        reg.with_gc_paused(async { Ok(()) }).await.unwrap();
+
+        // The hold of a killed backup stops gc until it is stale, then goes.
+        reg.storage.delete(layout::GC_LOCK).await.unwrap();
+        reg.storage
+            .put_bytes(&layout::gc_hold("killed"), "{}".into())
+            .await
+            .unwrap();
+        assert!(gc(&reg).await.is_err());
+        age(holds.join("killed"));
+        gc(&reg).await.unwrap();
+        assert!(!holds.join("killed").exists());
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! The archive holds `nora-backup.json` (format, time, counts) first, then
 //! every blob under its storage key, then every other object (links, tags,
-//! tokens). A snapshot is consistent because the backup holds the gc lock
-//! (no blob disappears meanwhile, on any instance) and reads the small
+//! tokens). A snapshot is consistent because the backup holds gc off
+//! (`Registry::with_gc_paused`: no blob disappears meanwhile, on any instance) and reads the small
 //! objects *before* listing the blobs: every manifest a recorded tag or link
 //! names was written, whole, before that tag or link, so it is in the blob
 //! listing. Restore writes in archive order (blobs, then links, then tags),
@@ -72,7 +72,7 @@ impl Snapshot {
     }
 }
 
-/// Reads the snapshot; call it holding the gc lock.
+/// Reads the snapshot; call it with gc held off (`with_gc_paused`).
 pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
     let mut others = Vec::new();
     for item in transfer::plan(s).await? {

@@ -34,7 +34,11 @@
 //!     the chunk. Lets a one-chunk upload be committed without re-reading it.
 //!
 //! gc/lock
-//!     Held (put_if_absent) by the one garbage collection running at a time.
+//!     Held (put_if_absent) by the one garbage collection running at a time,
+//!     rewritten every 10 s; older than 60 s, it is a killed gc's, taken over.
+//! gc/holds/<random id>
+//!     A running backup's hold: no gc starts while one is fresh (rewritten
+//!     every 10 s like the lock). Backups never wait for each other.
 //! gc/trash/<alg>/<hex>
 //!     A blob a running garbage collection found unreferenced and moved aside.
 //!     It is purged after a second marking pass; until then a push or a pull
@@ -58,8 +62,8 @@
 //! the closing PUT verifies the digest, then a single chunk is copied
 //! server-side to its blob key (rename = CopyObject + DeleteObject; S3 has no
 //! rename), and several are streamed through the hasher into one
-//! `uploads/<id>/assembled` object first. `gc/lock` and the token objects are
-//! how instances sharing a bucket coordinate: nothing else is shared.
+//! `uploads/<id>/assembled` object first. `gc/lock`, `gc/holds/` and the token
+//! objects are how instances sharing a bucket coordinate: nothing else is shared.
 //!
 //! A backup archive (storage/archive.rs) is a tar.gz of these same keys:
 //! `nora-backup.json`, then `blobs/…`, then every other key but `uploads/`
@@ -188,6 +192,11 @@ pub fn token(hash: &str) -> String {
 
 pub const GC_LOCK: &str = "gc/lock";
 pub const GC_TRASH: &str = "gc/trash";
+pub const GC_HOLDS: &str = "gc/holds";
+
+pub fn gc_hold(id: &str) -> String {
+    format!("{GC_HOLDS}/{id}")
+}
 
 pub fn trash(d: &Digest) -> String {
     format!("{GC_TRASH}/{}/{}", d.algorithm(), d.hex())

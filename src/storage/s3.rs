@@ -348,8 +348,24 @@ impl S3Storage {
 
 fn body_stream(body: S3Body) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
     futures_util::stream::unfold(body, |mut b| async move {
-        b.next().await.map(|r| (r.map_err(io::Error::other), b))
+        b.next().await.map(|r| (r.map_err(body_error), b))
     })
+}
+
+/// A body cut off mid-way: the SDK's own error says only "streaming error",
+/// its causes say why (connection reset, closed early, …).
+/// (No key: whoever reads the stream names what it was reading.)
+fn body_error(e: impl std::error::Error) -> io::Error {
+    let mut why = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        why.push(c.to_string());
+        cause = c.source();
+    }
+    if why.is_empty() {
+        why.push(e.to_string());
+    }
+    io::Error::other(format!("S3 stopped sending: {}", why.join(": ")))
 }
 
 /// One part of a large object, read whole (GET_AHEAD of them at a time), as
@@ -373,7 +389,8 @@ async fn fetch_range(
     let mut len = 0u64;
     let mut body = out.body;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(io::Error::other)?;
+        let chunk =
+            chunk.map_err(|e| io::Error::other(format!("reading {k}: {}", body_error(e))))?;
         len += chunk.len() as u64;
         chunks.push(chunk);
     }
