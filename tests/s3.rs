@@ -547,23 +547,27 @@ async fn credentials_from_the_standard_aws_variables() {
     verify_pull(&c, "chain/app", "v1", &d).await;
 }
 
+/// `big/app:v0` to `v3`, 12 MiB layers each (enough for a copy to be cut
+/// off half way): their tags and manifest digests.
+async fn push_big_images(server: &Server) -> Vec<(String, String)> {
+    let c = server.client();
+    let mut images = Vec::new();
+    for i in 0..4u32 {
+        let layer: Vec<u8> = (0..(12u32 << 20))
+            .map(|b| (b.wrapping_mul(i + 3) >> 4) as u8)
+            .collect();
+        let (d, _) = c.push_image("big/app", &format!("v{i}"), &layer).await;
+        images.push((format!("v{i}"), d));
+    }
+    images
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migrate_killed_or_cut_off_resumes() {
     let mut s3 = S3Server::start(Kind::S3sFs);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut images = Vec::new();
-    {
-        let local = Server::start_on(&data, &[]);
-        let c = local.client();
-        for i in 0..4u32 {
-            let layer: Vec<u8> = (0..(12u32 << 20))
-                .map(|b| (b.wrapping_mul(i + 3) >> 4) as u8)
-                .collect();
-            let (d, _) = c.push_image("big/app", &format!("v{i}"), &layer).await;
-            images.push((format!("v{i}"), d));
-        }
-    }
+    let images = push_big_images(&Server::start_on(&data, &[])).await;
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_nora"))
             .args([
@@ -644,18 +648,7 @@ async fn a_backup_cut_off_by_an_s3_outage_reruns_at_once() {
     let mut s3 = S3Server::start(Kind::S3sFs);
     let dir = tempfile::tempdir().unwrap();
     let env = s3.env("b");
-    let mut images = Vec::new();
-    {
-        let server = start(dir.path(), &env);
-        let c = server.client();
-        for i in 0..4u32 {
-            let layer: Vec<u8> = (0..(12u32 << 20))
-                .map(|b| (b.wrapping_mul(i + 5) >> 3) as u8)
-                .collect();
-            let (d, _) = c.push_image("big/app", &format!("v{i}"), &layer).await;
-            images.push((format!("v{i}"), d));
-        }
-    }
+    let images = push_big_images(&start(dir.path(), &env)).await;
     let archive = dir.path().join("b.tar.gz");
     let partial = dir.path().join("b.tar.gz.partial");
     let a = archive.to_str().unwrap();
