@@ -8,14 +8,15 @@ round (alternating, so machine noise hits both):
                  direct boto3 upload_file to the same server (multipart)
   pull  256 MiB: nora   GET of the blob; direct boto3 download_fileobj
 Then one 1 GiB blob pushed through a fresh nora, with its peak RSS (VmHWM);
-the peak and final RSS of the rounds' process are printed too.
+the peak and final RSS of the rounds' process are printed too; then 8 pulls
+of the 256 MiB blob at once on a fresh nora: wall time and peak RSS.
 Prints a markdown table: medians, the median of per-round ratios, targets.
 
 Usage: bench/s3.py --nora target/release/nora [--rounds 3]
-Env: BENCH_BIG (MiB, 256), BENCH_HUGE (MiB, 1024), BENCH_WORK (/tmp/nora-s3-bench).
+Env: BENCH_BIG (MiB, 256), BENCH_HUGE (MiB, 1024), BENCH_PARALLEL (8), BENCH_WORK (/tmp/nora-s3-bench).
 Needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary) and boto3.
 """
-import argparse, hashlib, http.client, os, shutil, socket, statistics, subprocess, sys, time
+import argparse, hashlib, http.client, os, shutil, socket, statistics, subprocess, sys, threading, time
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -24,6 +25,7 @@ from botocore.config import Config
 WORK = os.environ.get("BENCH_WORK", "/tmp/nora-s3-bench")
 BIG = int(os.environ.get("BENCH_BIG", "256"))
 HUGE = int(os.environ.get("BENCH_HUGE", "1024"))
+PARALLEL = int(os.environ.get("BENCH_PARALLEL", "8"))
 AK, SK = "bench-access", "bench-secret-key"
 
 
@@ -163,6 +165,21 @@ def main():
         hd = make_file(huge, HUGE)
         hw = timed(lambda: nora_push(nport, "bench/huge", huge, hd))
         peak = vm(nora.pid, "VmHWM")
+        # Many pulls at once, on a fresh process: read-ahead memory is shared
+        # (storage/s3.rs SPARE_PARTS), so this stays bounded.
+        nora.terminate(); nora.wait()
+        nora = subprocess.Popen([a.nora, "serve"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_port(nport)
+        pulls = [threading.Thread(target=nora_pull, args=(nport, "bench/r0", digest, size))
+                 for _ in range(PARALLEL)]
+        t = time.perf_counter()
+        for th in pulls:
+            th.start()
+        for th in pulls:
+            th.join()
+        par_wall = time.perf_counter() - t
+        par_peak = vm(nora.pid, "VmHWM")
     finally:
         nora.terminate(); nora.wait()
         s3.terminate(); s3.wait()
@@ -178,6 +195,7 @@ def main():
     print(f"| peak RSS, {HUGE} MiB push (MiB) | {peak:.1f} | | | < 96 "
           f"{'ok' if peak < 96 else 'MISSED'} |")
     print(f"| peak / final RSS over the push and pull rounds (MiB) | {pulls_peak:.1f} / {after_pulls:.1f} | | | |")
+    print(f"| {PARALLEL} pulls of {BIG} MiB at once: wall (s) / peak RSS (MiB) | {par_wall:.2f} / {par_peak:.1f} | | | |")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,10 @@ fn exit(result: ui::CmdResult) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("nora: {}", f.message());
+            // One line, whatever a server or a library put in the message:
+            // scripts grep it and humans read it at a glance.
+            let line = f.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("nora: {line}");
             ExitCode::from(f.exit_code())
         }
     }

@@ -20,18 +20,20 @@
 //! bucket can hold several registries.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 
 use super::{
     ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result, Storage, StorageError, check_key,
@@ -47,6 +49,11 @@ const COPY_MAX: u64 = 5 << 30;
 /// connection cannot carry, a few do (memory: a part each).
 const PUT_AHEAD: usize = 4;
 const GET_AHEAD: usize = 6;
+/// Parts in memory beyond the one each transfer always has (uploading or
+/// read ahead) are lent from this many, shared by every transfer of the
+/// process: one or two big pushes or pulls go at full speed, and fifty at
+/// once hold 50 + 8 parts, not 50 x 6.
+const SPARE_PARTS: usize = 8;
 const COPY_PART: u64 = 1 << 30;
 
 pub struct S3Storage {
@@ -54,9 +61,17 @@ pub struct S3Storage {
     bucket: String,
     /// "" or "some/prefix/" (with the trailing slash).
     prefix: String,
+    /// SPARE_PARTS permits: a transfer holds one per extra part in memory.
+    spare: Arc<Semaphore>,
 }
 
 impl S3Storage {
+    #[cfg(test)]
+    fn with_spare_parts(mut self, n: usize) -> Self {
+        self.spare = Arc::new(Semaphore::new(n));
+        self
+    }
+
     /// A client for `cfg`. Nothing is contacted yet: `ping` checks.
     pub fn new(cfg: &config::S3) -> S3Storage {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
@@ -104,6 +119,7 @@ impl S3Storage {
         let prefix = cfg.prefix.trim_matches('/');
         S3Storage {
             client: Client::from_conf(b.build()),
+            spare: Arc::new(Semaphore::new(SPARE_PARTS)),
             bucket: cfg.bucket.clone(),
             prefix: if prefix.is_empty() {
                 String::new()
@@ -210,20 +226,33 @@ impl S3Storage {
             loop {
                 if !part.is_empty() {
                     total += part.len() as u64;
-                    // At most PUT_AHEAD parts uploading, one filling.
-                    if in_flight.len() >= PUT_AHEAD
-                        && let Some(h) = in_flight.pop_front()
-                    {
-                        parts.push(join(h).await?);
-                    }
-                    in_flight.push_back(tokio::spawn(upload_part(
+                    // One part filling, one uploading, and up to PUT_AHEAD
+                    // uploading while spare parts can be borrowed.
+                    let lent = loop {
+                        if in_flight.is_empty() {
+                            break None;
+                        }
+                        if in_flight.len() < PUT_AHEAD
+                            && let Ok(permit) = self.spare.clone().try_acquire_owned()
+                        {
+                            break Some(permit);
+                        }
+                        if let Some(h) = in_flight.pop_front() {
+                            parts.push(join(h).await?);
+                        }
+                    };
+                    let upload = upload_part(
                         self.client.clone(),
                         self.bucket.clone(),
                         k.to_string(),
                         id.to_string(),
                         number,
                         std::mem::take(&mut part),
-                    )));
+                    );
+                    in_flight.push_back(tokio::spawn(async move {
+                        let _lent = lent;
+                        upload.await
+                    }));
                     number += 1;
                 }
                 if chunks.ended() {
@@ -356,16 +385,33 @@ fn body_stream(body: S3Body) -> impl futures_util::Stream<Item = io::Result<Byte
 /// its causes say why (connection reset, closed early, …).
 /// (No key: whoever reads the stream names what it was reading.)
 fn body_error(e: impl std::error::Error) -> io::Error {
-    let mut why = Vec::new();
-    let mut cause = e.source();
+    io::Error::other(format!("S3 stopped sending: {}", why(&e)))
+}
+
+/// An SDK error as one readable line: its chain of causes, each said once
+/// ("dispatch failure: … tcp connect error: Connection refused"), without
+/// the Debug dump `DisplayErrorContext` appends, and with no line breaks
+/// (a server's error body may have some).
+fn why(e: &dyn std::error::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut cause = Some(e);
     while let Some(c) = cause {
-        why.push(c.to_string());
+        let m = c
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Wrappers repeat their cause ("io error: x" then "x"), or say
+        // nothing a reader needs ("streaming error").
+        if !m.is_empty() && !said.iter().any(|s| s.contains(&m)) {
+            said.push(m);
+        }
         cause = c.source();
     }
-    if why.is_empty() {
-        why.push(e.to_string());
+    if said.len() > 1 {
+        said.retain(|s| s != "streaming error" && s != "service error");
     }
-    io::Error::other(format!("S3 stopped sending: {}", why.join(": ")))
+    said.join(": ")
 }
 
 /// One part of a large object, read whole (GET_AHEAD of them at a time), as
@@ -384,7 +430,7 @@ async fn fetch_range(
         .range(format!("bytes={from}-{to}"))
         .send()
         .await
-        .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", DisplayErrorContext(&e))))?;
+        .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e))))?;
     let mut chunks = Vec::new();
     let mut len = 0u64;
     let mut body = out.body;
@@ -515,6 +561,17 @@ fn encode_key(key: &str) -> String {
     percent_encoding::utf8_percent_encode(key, SET).to_string()
 }
 
+/// `why` of an SDK error, with the HTTP status when S3 answered.
+fn sdk_why<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match status(e) {
+        Some(code) => format!("HTTP {code}: {}", why(e)),
+        None => why(e),
+    }
+}
+
 fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
 }
@@ -527,10 +584,7 @@ fn io_error<E>(
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    StorageError::Io(io::Error::other(format!(
-        "S3 {op} {key}: {}",
-        DisplayErrorContext(&e)
-    )))
+    StorageError::Io(io::Error::other(format!("S3 {op} {key}: {}", sdk_why(&e))))
 }
 
 fn put_error<E>(key: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StorageError
@@ -610,41 +664,65 @@ impl Storage for S3Storage {
         if first_end >= last {
             return Ok(GetObject { size, body: first });
         }
-        // The rest in parts, GET_AHEAD of them in flight while the first
-        // streams: one S3 connection is slower than what nora can send on.
+        // The rest in parts, in flight while the first streams: one S3
+        // connection is slower than what nora can send on. One part always,
+        // up to GET_AHEAD while spare parts can be borrowed.
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let ranges: Vec<(u64, u64)> = (first_end + 1..=last)
             .step_by(PART)
             .map(|from| (from, (from + PART as u64 - 1).min(last)))
             .collect();
-        let (client, bucket) = (self.client.clone(), self.bucket.clone());
+        let (client, bucket, spare) =
+            (self.client.clone(), self.bucket.clone(), self.spare.clone());
         tokio::spawn(async move {
             // Spawned, so parts keep downloading while a finished one waits
             // for the reader (a plain future would only run when polled).
-            let mut parts = futures_util::stream::iter(ranges)
-                .map(|(from, to)| {
+            let mut ranges = ranges.into_iter();
+            let mut ahead = std::collections::VecDeque::new();
+            loop {
+                while ahead.len() < GET_AHEAD {
+                    let lent = if ahead.is_empty() {
+                        None
+                    } else {
+                        match spare.clone().try_acquire_owned() {
+                            Ok(permit) => Some(permit),
+                            Err(_) => break,
+                        }
+                    };
+                    let Some((from, to)) = ranges.next() else {
+                        break;
+                    };
                     let fetch = fetch_range(client.clone(), bucket.clone(), k.clone(), from, to);
-                    async move {
-                        tokio::spawn(fetch)
-                            .await
-                            .unwrap_or_else(|e| Err(io::Error::other(e)))
-                    }
-                })
-                .buffered(GET_AHEAD);
-            while let Some(part) = parts.next().await {
-                match part {
+                    ahead.push_back(tokio::spawn(async move { (fetch.await, lent) }));
+                }
+                let Some(next) = ahead.pop_front() else {
+                    return;
+                };
+                let (part, _lent) = next
+                    .await
+                    .unwrap_or_else(|e| (Err(io::Error::other(e)), None));
+                let sent = match part {
                     Ok(chunks) => {
+                        let mut sent = true;
                         for c in chunks {
-                            // The reader went away: stop fetching.
                             if tx.send(Ok(c)).await.is_err() {
-                                return;
+                                sent = false;
+                                break;
                             }
                         }
+                        sent
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
-                        return;
+                        false
                     }
+                };
+                // The reader went away, or S3 failed: stop fetching.
+                if !sent {
+                    for h in ahead {
+                        h.abort();
+                    }
+                    return;
                 }
             }
         });
@@ -808,7 +886,7 @@ impl Storage for S3Storage {
                 let why = match status(&e) {
                     Some(404) => "no such bucket".to_string(),
                     Some(403) => "access denied (check the credentials)".to_string(),
-                    _ => DisplayErrorContext(&e).to_string(),
+                    _ => sdk_why(&e),
                 };
                 StorageError::Io(io::Error::other(format!(
                     "S3 bucket {}: {why}",
@@ -987,6 +1065,39 @@ mod tests {
         ));
         s.delete_prefix("big").await.unwrap();
         assert!(s.list("big").await.unwrap().is_empty());
+    }
+
+    /// Transfers beyond the spare parts go one part at a time, whole and
+    /// right, and give back every part they borrowed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_transfers_share_the_spare_parts() {
+        let server = S3Server::start(Kind::S3sFs);
+        let data: Arc<Vec<u8>> = Arc::new(
+            (0..(PART * 3 + 777) as u32)
+                .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+                .collect(),
+        );
+        for spare in [0, 1, 3] {
+            let s = Arc::new(storage(&server, &format!("spare{spare}")).with_spare_parts(spare));
+            let puts = (0..3).map(|i| {
+                let (s, d) = (s.clone(), data.clone());
+                async move { s.put(&format!("o{i}"), uneven_chunks(&d)).await.unwrap() }
+            });
+            futures_util::future::join_all(puts).await;
+            let reads = (0..4).map(|i| {
+                let s = s.clone();
+                async move { read(&s, &format!("o{}", i % 3), None).await }
+            });
+            for got in futures_util::future::join_all(reads).await {
+                assert!(got == *data, "spare {spare}: bytes differ");
+            }
+            let r = ByteRange {
+                start: 5,
+                end: (PART * 3) as u64,
+            };
+            assert_eq!(read(&s, "o1", Some(r)).await, &data[5..=PART * 3]);
+            assert_eq!(s.spare.available_permits(), spare, "all given back");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
