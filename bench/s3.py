@@ -8,8 +8,9 @@ round (alternating, so machine noise hits both):
                  direct boto3 upload_file to the same server (multipart)
   pull  256 MiB: nora   GET of the blob; direct boto3 download_fileobj
 Then one 1 GiB blob pushed through a fresh nora, with its peak RSS (VmHWM);
-the peak and final RSS of the rounds' process are printed too; then 8 pulls
-of the 256 MiB blob at once on a fresh nora: wall time and peak RSS.
+the peak RSS of the rounds' process and its RSS idle after them are printed
+too; then 8 pulls of the 256 MiB blob at once on a fresh nora: wall time, peak
+RSS and RSS idle after.
 Prints a markdown table: medians, the median of per-round ratios, targets.
 
 Usage: bench/s3.py --nora target/release/nora [--rounds 3]
@@ -154,6 +155,7 @@ def main():
             rows["pull"].append((n_pull, d_pull))
             print(f"round {rnd + 1}: push nora {n_push:.2f} s direct {d_push:.2f} s; "
                   f"pull nora {n_pull:.2f} s direct {d_pull:.2f} s", file=sys.stderr)
+        time.sleep(1)  # idle again: what the server keeps, not a transfer's tail
         after_pulls = vm(nora.pid, "VmRSS")
         pulls_peak = vm(nora.pid, "VmHWM")
         # The big push on a fresh process: its own peak, not the pulls'.
@@ -180,6 +182,8 @@ def main():
             th.join()
         par_wall = time.perf_counter() - t
         par_peak = vm(nora.pid, "VmHWM")
+        time.sleep(1)
+        par_idle = vm(nora.pid, "VmRSS")
     finally:
         nora.terminate(); nora.wait()
         s3.terminate(); s3.wait()
@@ -194,8 +198,8 @@ def main():
     print(f"| push {HUGE} MiB blob (s) | {hw:.2f} | | | |")
     print(f"| peak RSS, {HUGE} MiB push (MiB) | {peak:.1f} | | | < 96 "
           f"{'ok' if peak < 96 else 'MISSED'} |")
-    print(f"| peak / final RSS over the push and pull rounds (MiB) | {pulls_peak:.1f} / {after_pulls:.1f} | | | |")
-    print(f"| {PARALLEL} pulls of {BIG} MiB at once: wall (s) / peak RSS (MiB) | {par_wall:.2f} / {par_peak:.1f} | | | |")
+    print(f"| peak RSS over the push and pull rounds / RSS idle after them (MiB) | {pulls_peak:.1f} / {after_pulls:.1f} | | | |")
+    print(f"| {PARALLEL} pulls of {BIG} MiB at once: wall (s) / peak RSS / idle after (MiB) | {par_wall:.2f} / {par_peak:.1f} / {par_idle:.1f} | | | |")
 
 
 if __name__ == "__main__":

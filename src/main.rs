@@ -90,6 +90,7 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 << 20);
     }
     let cli = Cli::parse_from(backup_file_flag(std::env::args_os().collect()));
+    ui::hide_args::hide_secret_args();
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     if let Command::Completions(args) = command {
         return exit(cmd::completions::run::<Cli>(args));

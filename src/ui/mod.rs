@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod format;
+pub mod hide_args;
 pub mod table;
 
 use std::io::IsTerminal;

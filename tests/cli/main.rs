@@ -162,3 +162,42 @@ mod raw_http {
         buf.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
+
+/// A token given as a flag is overwritten in the process's own argument
+/// memory once parsed: `ps` (which reads /proc/PID/cmdline) no longer shows
+/// it while the command runs.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_token_flag_is_hidden_from_ps() {
+    // A server that accepts and never answers: the command stays running.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    for args in [
+        vec!["images", "ls", "--url", &url, "--token", "nora_s3cret_one"],
+        vec!["images", "ls", "--url", &url, "--token=nora_s3cret_two"],
+    ] {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_nora"))
+            .args(&args)
+            .env_remove("NORA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let seen =
+                String::from_utf8_lossy(&std::fs::read(&cmdline).unwrap()).replace('\0', " ");
+            // Right after spawn the command line may not be ours yet.
+            let ours = seen.contains("--url");
+            if (ours && !seen.contains("s3cret")) || std::time::Instant::now() > deadline {
+                break seen;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!seen.contains("s3cret"), "ps shows the token: {seen}");
+        assert!(seen.contains("--url") && seen.contains("*****"), "{seen}");
+    }
+}
