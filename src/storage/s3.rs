@@ -191,8 +191,9 @@ impl S3Storage {
             .await
             .map_err(|e| io_error("CreateMultipartUpload", &k, e))?;
         let id = upload.upload_id().unwrap_or_default().to_string();
+        let transfer = Transfer::start();
         let outcome = self.upload_parts(&k, &id, chunks, first, if_absent).await;
-        drop(TrimOnDrop);
+        drop(transfer);
         if outcome.is_err() {
             // Best effort: an unaborted upload is invisible anyway, and
             // bucket lifecycle rules remove it.
@@ -382,19 +383,33 @@ fn body_stream(body: S3Body) -> impl futures_util::Stream<Item = io::Result<Byte
     })
 }
 
-/// Dropped when a multipart transfer ends, however it ends: hands the
-/// memory its parts used back to the OS. Parts read from S3 arrive as many
-/// small allocations (hyper's chunks), which glibc keeps in its arenas once
-/// freed; without this an idle server stays at the peak of its busiest
-/// minute (110 MiB after a few 256 MiB pulls, measured by bench/s3.py).
-struct TrimOnDrop;
+/// Multipart transfers under way in this process.
+static TRANSFERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-impl Drop for TrimOnDrop {
+/// Held by a multipart transfer while it runs. When the last one ends,
+/// however it ends, the memory their parts used goes back to the OS: parts
+/// read from S3 arrive as many small allocations (hyper's chunks), which
+/// glibc keeps in its arenas once freed, so an idle server would stay at
+/// the peak of its busiest minute (110 MiB after a few 256 MiB pulls,
+/// measured by bench/s3.py). Only the last one trims: while others run
+/// they reuse that memory, and a trim would only hold the arenas' locks.
+struct Transfer;
+
+impl Transfer {
+    fn start() -> Transfer {
+        TRANSFERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Transfer
+    }
+}
+
+impl Drop for Transfer {
     fn drop(&mut self) {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only walks the allocator's own free lists.
-        unsafe {
-            libc::malloc_trim(0);
+        if TRANSFERS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 }
@@ -695,7 +710,7 @@ impl Storage for S3Storage {
         tokio::spawn(async move {
             // Spawned, so parts keep downloading while a finished one waits
             // for the reader (a plain future would only run when polled).
-            let _trim = TrimOnDrop;
+            let _transfer = Transfer::start();
             let mut ranges = ranges.into_iter();
             let mut ahead = std::collections::VecDeque::new();
             loop {
