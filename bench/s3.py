@@ -173,14 +173,21 @@ def main():
         nora = subprocess.Popen([a.nora, "serve"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         wait_port(nport)
-        pulls = [threading.Thread(target=nora_pull, args=(nport, "bench/r0", digest, size))
-                 for _ in range(PARALLEL)]
+        failed = []
+        def pull_one():
+            try:
+                nora_pull(nport, "bench/r0", digest, size)
+            except Exception as e:  # a thread's exception would only be printed
+                failed.append(e)
+        pulls = [threading.Thread(target=pull_one) for _ in range(PARALLEL)]
         t = time.perf_counter()
         for th in pulls:
             th.start()
         for th in pulls:
             th.join()
         par_wall = time.perf_counter() - t
+        if failed:
+            sys.exit(f"parallel pulls failed: {failed[0]!r}")
         par_peak = vm(nora.pid, "VmHWM")
         time.sleep(1)
         par_idle = vm(nora.pid, "VmRSS")
