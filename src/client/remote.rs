@@ -14,6 +14,9 @@ use crate::registry::images::{ImageRow, Inspection};
 use crate::registry::ops::Deleted;
 use crate::registry::retention::RetentionReport;
 
+/// How long a `--url` command waits for the TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Remote {
     base: String,
     http: reqwest::Client,
@@ -32,6 +35,10 @@ impl Remote {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
+            // A host that drops SYNs (firewall, wrong address) would otherwise
+            // hold the command for the kernel's two minutes of retries. No
+            // overall timeout: an admin call such as gc answers when done.
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
         Ok(Remote { base, http, token })
@@ -52,9 +59,14 @@ impl Remote {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| {
+            let why = if e.is_connect() && e.is_timeout() {
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+            } else {
+                root_cause(&e)
+            };
             ClientError::new(
                 ErrorKind::Unreachable,
-                format!("cannot reach {}: {}", self.base, root_cause(&e)),
+                format!("cannot reach {}: {why}", self.base),
             )
         })?;
         let status = resp.status();

@@ -28,6 +28,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
@@ -190,7 +191,7 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| io_error("CreateMultipartUpload", &k, e))?;
-        let id = upload.upload_id().unwrap_or_default().to_string();
+        let id = upload_id(&upload, &k)?;
         let transfer = Transfer::start();
         let outcome = self.upload_parts(&k, &id, chunks, first, if_absent).await;
         drop(transfer);
@@ -316,7 +317,7 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| io_error("CreateMultipartUpload", to, e))?;
-        let id = upload.upload_id().unwrap_or_default().to_string();
+        let id = upload_id(&upload, to)?;
         let mut parts = Vec::new();
         let mut start = 0u64;
         let mut number = 1;
@@ -618,6 +619,17 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     StorageError::Io(io::Error::other(format!("S3 {op} {key}: {}", sdk_why(&e))))
+}
+
+/// The id every later part names; a server that answers without one cannot
+/// take the upload (an empty id would only fail later, less clearly).
+fn upload_id(upload: &CreateMultipartUploadOutput, key: &str) -> Result<String> {
+    match upload.upload_id() {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(StorageError::Io(io::Error::other(format!(
+            "S3 CreateMultipartUpload {key}: the answer holds no UploadId"
+        )))),
+    }
 }
 
 fn put_error<E>(key: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StorageError
@@ -998,6 +1010,20 @@ mod tests {
     use super::test_server::{ACCESS_KEY, BUCKET, Kind, S3Server, SECRET_KEY};
     use super::*;
     use crate::storage::suite;
+
+    #[test]
+    fn an_upload_without_an_id_is_a_named_error() {
+        let none = CreateMultipartUploadOutput::builder().build();
+        let empty = CreateMultipartUploadOutput::builder().upload_id("").build();
+        for answer in [none, empty] {
+            let err = upload_id(&answer, "blobs/x").unwrap_err().to_string();
+            assert!(err.contains("holds no UploadId"), "{err}");
+        }
+        let good = CreateMultipartUploadOutput::builder()
+            .upload_id("u1")
+            .build();
+        assert_eq!(upload_id(&good, "blobs/x").unwrap(), "u1");
+    }
 
     fn storage(server: &S3Server, prefix: &str) -> S3Storage {
         S3Storage::new(&config::S3 {

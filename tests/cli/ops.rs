@@ -449,3 +449,33 @@ fn scheduled_gc_runs_and_reports_through_the_api() {
     }
     assert!(!blob_exists(&server, &orphan));
 }
+
+/// A host that never completes the handshake (here: a listener whose accept
+/// queue is full, so the kernel drops further SYNs) fails the command after
+/// the connect timeout with one line, instead of hanging for minutes.
+#[test]
+fn a_url_that_never_accepts_times_out() {
+    let rt = rt();
+    let _guard = rt.enter();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the queue; the connections that do not fit are left hanging.
+    let _held: Vec<_> = (0..3)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).ok()
+        })
+        .collect();
+    let url = format!("http://{addr}");
+    let started = std::time::Instant::now();
+    let (_, err) = run(&["images", "ls", "--url", &url], 1);
+    let took = started.elapsed();
+    assert!(took.as_secs() < 30, "took {took:?}");
+    assert!(
+        err.contains(&format!("cannot reach {url}: no connection within 10 s")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    drop(listener);
+}
