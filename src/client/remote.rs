@@ -1,5 +1,7 @@
 //! The client over a running instance's admin API (`/api/v1/`).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -15,7 +17,7 @@ use crate::registry::ops::Deleted;
 use crate::registry::retention::RetentionReport;
 
 /// How long a `--url` command waits for the TCP (and TLS) connection.
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Remote {
     base: String,
