@@ -170,7 +170,7 @@ _nora() {
 
     case "${cmd}" in
         nora)
-            opts="-o -q -v -h -V --config --url --token --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention migrate backup restore token login logout completions help"
+            opts="-o -q -v -h -V --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help --version serve images tag delete gc retention migrate backup restore token login logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,6 +185,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -208,7 +212,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__backup)
-            opts="-o -q -v -h --file --from --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --file --from --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +238,10 @@ _nora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -254,7 +262,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__completions)
-            opts="-o -q -v -h --dir --config --url --token --data-dir --output --quiet --verbose --no-color --help bash zsh fish elvish powershell man"
+            opts="-o -q -v -h --dir --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help bash zsh fish elvish powershell man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,6 +281,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -296,7 +308,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__delete)
-            opts="-y -o -q -v -h --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --yes --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,6 +323,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -334,7 +350,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__gc)
-            opts="-y -o -q -v -h --dry-run --grace --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --grace --yes --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,6 +369,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -656,7 +676,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__images)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help ls list inspect help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help ls list inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -671,6 +691,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -750,7 +774,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__images__subcmd__inspect)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -765,6 +789,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -788,7 +816,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__images__subcmd__ls)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -803,6 +831,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -826,7 +858,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__login)
-            opts="-u -o -q -v -h --username --password-stdin --expires --oidc --audience --id-token-env --id-token-file --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-u -o -q -v -h --username --password-stdin --expires --oidc --audience --id-token-env --id-token-file --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -868,6 +900,10 @@ _nora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -888,7 +924,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__logout)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -903,6 +939,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -926,7 +966,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__migrate)
-            opts="-o -q -v -h --from --to --dry-run --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --from --to --dry-run --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -952,6 +992,10 @@ _nora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -972,7 +1016,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__restore)
-            opts="-i -y -o -q -v -h --input --to --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-i -y -o -q -v -h --input --to --dry-run --yes --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1002,6 +1046,10 @@ _nora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1022,7 +1070,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__retention)
-            opts="-y -o -q -v -h --dry-run --yes --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-y -o -q -v -h --dry-run --yes --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1037,6 +1085,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1060,7 +1112,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__serve)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1075,6 +1127,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1098,7 +1154,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__tag)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1113,6 +1169,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1136,7 +1196,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__token)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help create ls list revoke help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help create ls list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1151,6 +1211,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1174,7 +1238,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__token__subcmd__create)
-            opts="-o -q -v -h --name --role --scope --expires --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --name --role --scope --expires --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1205,6 +1269,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1298,7 +1366,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__token__subcmd__ls)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1313,6 +1381,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1336,7 +1408,7 @@ _nora() {
             return 0
             ;;
         nora__subcmd__token__subcmd__revoke)
-            opts="-o -q -v -h --config --url --token --data-dir --output --quiet --verbose --no-color --help"
+            opts="-o -q -v -h --config --url --token --timeout --data-dir --output --quiet --verbose --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1351,6 +1423,10 @@ _nora() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

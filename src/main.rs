@@ -25,7 +25,8 @@ Exit status:
 Environment:
   NORA_CONFIG  configuration file     NORA_URL  admin API of a running nora
   NORA_TOKEN   token for NORA_URL     NORA_CREDENTIALS  file of `nora login`
-  NO_COLOR     no colours             NORA_*    any setting (see the README)";
+  NORA_TIMEOUT --timeout              NO_COLOR  no colours
+  NORA_*       any setting (see the README)";
 
 #[derive(Debug, Parser)]
 #[command(

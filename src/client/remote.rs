@@ -19,15 +19,31 @@ use crate::registry::retention::RetentionReport;
 /// How long a `--url` command waits for the TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a quick call (list, inspect, tag, delete, tokens) waits for its
+/// answer unless `--timeout` says otherwise. A server that accepted the
+/// connection but hangs would otherwise hold the command forever.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a call may take: quick calls answer in milliseconds; gc and
+/// retention answer when their work is done, which on a large bucket is
+/// minutes, so they wait unless the user set a limit.
+#[derive(Clone, Copy)]
+enum Wait {
+    Quick,
+    Long,
+}
+
 pub struct Remote {
     base: String,
     http: reqwest::Client,
     /// Sent as a Bearer token (an API token).
     token: Option<String>,
+    /// `--timeout`: None for the defaults, Some(ZERO) for no limit at all.
+    timeout: Option<Duration>,
 }
 
 impl Remote {
-    pub fn new(url: &str, token: Option<String>) -> Result<Remote> {
+    pub fn new(url: &str, token: Option<String>, timeout: Option<Duration>) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::new(
@@ -38,12 +54,25 @@ impl Remote {
         let http = reqwest::Client::builder()
             .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
             // A host that drops SYNs (firewall, wrong address) would otherwise
-            // hold the command for the kernel's two minutes of retries. No
-            // overall timeout: an admin call such as gc answers when done.
+            // hold the command for the kernel's two minutes of retries.
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
-        Ok(Remote { base, http, token })
+        Ok(Remote {
+            base,
+            http,
+            token,
+            timeout,
+        })
+    }
+
+    fn limit(&self, wait: Wait) -> Option<Duration> {
+        match (self.timeout, wait) {
+            (Some(d), _) if d.is_zero() => None,
+            (Some(d), _) => Some(d),
+            (None, Wait::Quick) => Some(ANSWER_TIMEOUT),
+            (None, Wait::Long) => None,
+        }
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -51,9 +80,24 @@ impl Remote {
         method: Method,
         path: &str,
         body: Option<&B>,
+        wait: Wait,
     ) -> Result<T> {
         let url = format!("{}/api/v1/{path}", self.base);
         let mut req = self.http.request(method, &url);
+        let limit = self.limit(wait);
+        if let Some(d) = limit {
+            req = req.timeout(d);
+        }
+        let no_answer = |d: Option<Duration>| {
+            ClientError::new(
+                ErrorKind::Unreachable,
+                format!(
+                    "{} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit)",
+                    self.base,
+                    d.map_or(0, |d| d.as_secs())
+                ),
+            )
+        };
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -61,6 +105,9 @@ impl Remote {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() && !e.is_connect() {
+                return no_answer(limit);
+            }
             let why = if e.is_connect() && e.is_timeout() {
                 format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
             } else {
@@ -73,6 +120,9 @@ impl Remote {
         })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                return no_answer(limit);
+            }
             ClientError::new(
                 ErrorKind::Unreachable,
                 format!("reading the answer of {url}: {e}"),
@@ -119,47 +169,82 @@ fn q(s: &str) -> String {
 #[async_trait]
 impl Client for Remote {
     async fn images(&self) -> Result<Vec<ImageRow>> {
-        self.call::<(), _>(Method::GET, "images", None).await
+        self.call::<(), _>(Method::GET, "images", None, Wait::Quick)
+            .await
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {
-        self.call::<(), _>(Method::GET, &format!("inspect?ref={}", q(reference)), None)
-            .await
+        self.call::<(), _>(
+            Method::GET,
+            &format!("inspect?ref={}", q(reference)),
+            None,
+            Wait::Quick,
+        )
+        .await
     }
 
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
         let body = serde_json::json!({ "source": source, "target": target });
-        self.call(Method::POST, "tag", Some(&body)).await
+        self.call(Method::POST, "tag", Some(&body), Wait::Quick)
+            .await
     }
 
     async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
         let body = serde_json::json!({ "reference": reference, "dry_run": dry_run });
-        self.call(Method::POST, "delete", Some(&body)).await
+        self.call(Method::POST, "delete", Some(&body), Wait::Quick)
+            .await
     }
 
     async fn gc(&self, req: &GcRequest, _progress: Progress<'_>) -> Result<GcReport> {
-        self.call(Method::POST, "gc", Some(req)).await
+        self.call(Method::POST, "gc", Some(req), Wait::Long).await
     }
 
     async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {
         let body = serde_json::json!({ "dry_run": dry_run });
-        self.call(Method::POST, "retention", Some(&body)).await
+        self.call(Method::POST, "retention", Some(&body), Wait::Long)
+            .await
     }
 
     async fn usage(&self) -> Result<Usage> {
-        self.call::<(), _>(Method::GET, "usage", None).await
+        self.call::<(), _>(Method::GET, "usage", None, Wait::Quick)
+            .await
     }
 
     async fn token_create(&self, req: &TokenRequest) -> Result<CreatedToken> {
-        self.call(Method::POST, "tokens", Some(req)).await
+        self.call(Method::POST, "tokens", Some(req), Wait::Quick)
+            .await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.call::<(), _>(Method::GET, "tokens", None).await
+        self.call::<(), _>(Method::GET, "tokens", None, Wait::Quick)
+            .await
     }
 
     async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
-        self.call::<(), _>(Method::DELETE, &format!("tokens/{}", q(name)), None)
-            .await
+        self.call::<(), _>(
+            Method::DELETE,
+            &format!("tokens/{}", q(name)),
+            None,
+            Wait::Quick,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(timeout: Option<u64>) -> (Option<Duration>, Option<Duration>) {
+        let r = Remote::new("http://127.0.0.1:1", None, timeout.map(Duration::from_secs)).unwrap();
+        (r.limit(Wait::Quick), r.limit(Wait::Long))
+    }
+
+    #[test]
+    fn quick_calls_are_bounded_and_long_ones_wait_unless_told() {
+        assert_eq!(limits(None), (Some(ANSWER_TIMEOUT), None));
+        let five = Some(Duration::from_secs(5));
+        assert_eq!(limits(Some(5)), (five, five));
+        assert_eq!(limits(Some(0)), (None, None));
     }
 }

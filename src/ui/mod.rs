@@ -45,6 +45,10 @@ pub struct Global {
     )]
     pub token: Option<String>,
 
+    /// With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)
+    #[arg(long, global = true, env = "NORA_TIMEOUT", value_name = "SECS")]
+    pub timeout: Option<u64>,
+
     /// Storage directory to operate on (overrides [storage] path)
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -141,7 +145,8 @@ impl Ui {
                 Some(t) => Some(t.clone()),
                 None => stored_token(url)?,
             };
-            return Ok(Box::new(Remote::new(url, token)?));
+            let timeout = self.global.timeout.map(std::time::Duration::from_secs);
+            return Ok(Box::new(Remote::new(url, token, timeout)?));
         }
         let path = &self.config.storage.path;
         if self.config.storage.mode == "local" && !path.is_dir() {

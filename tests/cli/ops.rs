@@ -479,3 +479,36 @@ fn a_url_that_never_accepts_times_out() {
     assert_eq!(err.lines().count(), 1, "{err}");
     drop(listener);
 }
+
+/// A server that takes the connection and never answers (a hung process: the
+/// kernel still completes the handshake) fails the command after --timeout
+/// with one line; NORA_TIMEOUT does the same and bounds gc too, which
+/// otherwise waits as long as its work takes.
+#[test]
+fn a_url_that_never_answers_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let want = format!("{url} did not answer within 1 s");
+    // Without the timeout the command would hang: the watchdog fails the test.
+    let attempt = |env: Option<(&str, &str)>, args: &[&str]| {
+        let mut cmd = nora();
+        cmd.env("NO_COLOR", "1")
+            .args(args)
+            .timeout(std::time::Duration::from_secs(20));
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        err
+    };
+
+    let err = attempt(None, &["images", "ls", "--url", &url, "--timeout", "1"]);
+    assert!(err.contains(&want), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let err = attempt(Some(("NORA_TIMEOUT", "1")), &["gc", "--yes", "--url", &url]);
+    assert!(err.contains(&want), "{err}");
+    drop(listener);
+}
