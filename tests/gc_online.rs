@@ -187,3 +187,67 @@ fn walk_files(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// A client that gives up on `POST /api/v1/gc` (its --timeout, Ctrl-C) does
+/// not cut the gc off halfway: it runs to its end, lets its lock go, and its
+/// outcome shows in `GET /api/v1/jobs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_goes_on_when_its_client_hangs_up() {
+    use std::io::Write;
+    let server = Server::start();
+    let c = server.client();
+    let (kept, _) = c.push_image("keep/app", "v1", b"kept layer").await;
+    // Orphan blobs written straight into the layout: enough that the gc is
+    // still running when the client hangs up.
+    let orphans = 6000;
+    for i in 0..orphans {
+        let data = format!("orphan {i}");
+        let hex = common::sha256(data.as_bytes());
+        let hex = hex.trim_start_matches("sha256:");
+        let dir = server
+            .data
+            .join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), data).unwrap();
+    }
+    let body = r#"{"grace_seconds":0}"#;
+    let addr = c
+        .u("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/gc HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(conn);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jobs = loop {
+        let jobs: serde_json::Value = c
+            .http
+            .get(c.u("/api/v1/jobs"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jobs["gc"]["last_run"].is_u64() && jobs["gc"]["running"] == false {
+            break jobs;
+        }
+        assert!(Instant::now() < deadline, "gc never finished: {jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        jobs["gc"]["last_result"]["blobs_removed"], orphans,
+        "{jobs}"
+    );
+    assert!(!server.data.join("gc/lock").exists());
+    assert_eq!(walk_files(&server.data.join("gc/trash")), 0);
+    verify_pull(&c, "keep/app", "v1", &kept).await;
+}

@@ -89,10 +89,15 @@ impl Remote {
             req = req.timeout(d);
         }
         let no_answer = |d: Option<Duration>| {
+            // The server runs gc and retention to their end whoever waits.
+            let goes_on = match wait {
+                Wait::Long => "; the job goes on there, GET /api/v1/jobs shows its outcome",
+                Wait::Quick => "",
+            };
             ClientError::new(
                 ErrorKind::Unreachable,
                 format!(
-                    "{} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit)",
+                    "{} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit){goes_on}",
                     self.base,
                     d.map_or(0, |d| d.as_secs())
                 ),

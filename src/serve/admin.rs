@@ -82,7 +82,7 @@ pub fn routes(
 }
 
 async fn dispatch(
-    jobs: &Scheduler,
+    jobs: &Arc<Scheduler>,
     method: &Method,
     path: &str,
     query: &str,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::client::local::Local;
-use crate::client::{Client, ClientError, GcRequest, JobStatus, Jobs, Result};
+use crate::client::{Client, ClientError, ErrorKind, GcRequest, JobStatus, Jobs, Result};
 use crate::config::Config;
 use crate::registry::gc::GcReport;
 use crate::registry::retention::RetentionReport;
@@ -67,7 +67,22 @@ impl Scheduler {
             .clone()
     }
 
-    pub async fn gc(&self, req: &GcRequest) -> Result<GcReport> {
+    /// Runs a gc to its end on a task of its own, even when the caller stops
+    /// waiting: a client that gives up (its --timeout, Ctrl-C, a dropped
+    /// connection) drops the request's future, and a gc cut off there would
+    /// keep its lock until it goes stale and show as running forever.
+    pub async fn gc(self: &Arc<Self>, req: &GcRequest) -> Result<GcReport> {
+        let (me, req) = (self.clone(), req.clone());
+        detached(async move { me.gc_here(&req).await }).await
+    }
+
+    /// Retention, detached like `gc`.
+    pub async fn retention(self: &Arc<Self>, dry_run: bool) -> Result<RetentionReport> {
+        let me = self.clone();
+        detached(async move { me.retention_here(dry_run).await }).await
+    }
+
+    async fn gc_here(&self, req: &GcRequest) -> Result<GcReport> {
         let _one = self.running.lock().await;
         self.update(Job::Gc, |s| s.running = true);
         let result = self.client.gc(req, &|_, _, _| {}).await;
@@ -75,7 +90,7 @@ impl Scheduler {
         result
     }
 
-    pub async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {
+    async fn retention_here(&self, dry_run: bool) -> Result<RetentionReport> {
         let _one = self.running.lock().await;
         self.update(Job::Retention, |s| s.running = true);
         let result = self.client.retention(dry_run).await;
@@ -101,10 +116,10 @@ impl Scheduler {
                         dry_run: false,
                         grace_seconds: None,
                     };
-                    let _ = self.gc(&req).await;
+                    let _ = self.gc_here(&req).await;
                 }
                 Job::Retention => {
-                    let _ = self.retention(false).await;
+                    let _ = self.retention_here(false).await;
                 }
             }
         }
@@ -136,6 +151,14 @@ impl Scheduler {
             Job::Retention => &mut jobs.retention,
         });
     }
+}
+
+async fn detached<T: Send + 'static>(
+    job: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(job).await.map_err(|e| {
+        ClientError::new(ErrorKind::Failed, format!("the job ended abnormally: {e}"))
+    })?
 }
 
 fn unix(t: SystemTime) -> u64 {

@@ -510,5 +510,6 @@ fn a_url_that_never_answers_times_out() {
 
     let err = attempt(Some(("NORA_TIMEOUT", "1")), &["gc", "--yes", "--url", &url]);
     assert!(err.contains(&want), "{err}");
+    assert!(err.contains("the job goes on there"), "{err}");
     drop(listener);
 }
