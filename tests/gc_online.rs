@@ -190,7 +190,7 @@ fn walk_files(dir: &std::path::Path) -> usize {
 
 /// A client that gives up on `POST /api/v1/gc` (its --timeout, Ctrl-C) does
 /// not cut the gc off halfway: it runs to its end, lets its lock go, and its
-/// outcome shows in `GET /api/v1/jobs`.
+/// outcome shows in `GET /api/v1/jobs`, and while it runs, how far it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_goes_on_when_its_client_hangs_up() {
     use std::io::Write;
@@ -227,6 +227,7 @@ async fn gc_goes_on_when_its_client_hangs_up() {
     drop(conn);
 
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_running = false;
     let jobs = loop {
         let jobs: serde_json::Value = c
             .http
@@ -238,7 +239,15 @@ async fn gc_goes_on_when_its_client_hangs_up() {
             .await
             .unwrap();
         if jobs["gc"]["last_run"].is_u64() && jobs["gc"]["running"] == false {
+            assert_eq!(jobs["gc"]["progress"], serde_json::Value::Null, "{jobs}");
             break jobs;
+        }
+        // While it runs, it says how far it is.
+        if jobs["gc"]["running"] == true {
+            let p = &jobs["gc"]["progress"];
+            assert!(p["phase"].is_string(), "{jobs}");
+            assert!(p["done"].as_u64() <= p["total"].as_u64(), "{jobs}");
+            seen_running = true;
         }
         assert!(Instant::now() < deadline, "gc never finished: {jobs}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -246,6 +255,10 @@ async fn gc_goes_on_when_its_client_hangs_up() {
     assert_eq!(
         jobs["gc"]["last_result"]["blobs_removed"], orphans,
         "{jobs}"
+    );
+    assert!(
+        seen_running,
+        "the gc was over before the first look: too few orphans"
     );
     assert!(!server.data.join("gc/lock").exists());
     assert_eq!(walk_files(&server.data.join("gc/trash")), 0);

@@ -86,6 +86,18 @@ pub struct JobStatus {
     pub next_run: Option<u64>,
     /// The last run's report, or its error.
     pub last_result: Option<serde_json::Value>,
+    /// Where the run in progress is (None when none runs); what `nora gc
+    /// --url` draws its progress bar from. Absent from older servers.
+    #[serde(default)]
+    pub progress: Option<JobProgress>,
+}
+
+/// How far a running job is: `done` of `total` items of `phase`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobProgress {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

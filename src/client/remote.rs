@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Client, ClientError, CreatedToken, ErrorKind, GcRequest, Progress, Result, Tagged, TokenInfo,
-    TokenRequest, Usage,
+    Client, ClientError, CreatedToken, ErrorKind, GcRequest, JobStatus, Jobs, Progress, Result,
+    Tagged, TokenInfo, TokenRequest, Usage,
 };
 use crate::registry::gc::GcReport;
 use crate::registry::images::{ImageRow, Inspection};
@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// answer unless `--timeout` says otherwise. A server that accepted the
 /// connection but hangs would otherwise hold the command forever.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often `gc` asks the server how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a call may take: quick calls answer in milliseconds; gc and
 /// retention answer when their work is done, which on a large bucket is
@@ -200,8 +203,24 @@ impl Client for Remote {
             .await
     }
 
-    async fn gc(&self, req: &GcRequest, _progress: Progress<'_>) -> Result<GcReport> {
-        self.call(Method::POST, "gc", Some(req), Wait::Long).await
+    /// While the gc runs, its progress is read from `jobs` twice a second.
+    async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport> {
+        let run = self.call(Method::POST, "gc", Some(req), Wait::Long);
+        let mut run = std::pin::pin!(run);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut run => return done,
+                _ = tick.tick() => {
+                    // Only a progress bar depends on it: a failed read is skipped.
+                    let jobs = self.call::<(), Jobs>(Method::GET, "jobs", None, Wait::Quick);
+                    if let Ok(Jobs { gc: JobStatus { progress: Some(p), .. }, .. }) = jobs.await {
+                        progress(&p.phase, p.done, p.total);
+                    }
+                }
+            }
+        }
     }
 
     async fn retention(&self, dry_run: bool) -> Result<RetentionReport> {

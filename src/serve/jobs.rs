@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::client::local::Local;
-use crate::client::{Client, ClientError, ErrorKind, GcRequest, JobStatus, Jobs, Result};
+use crate::client::{
+    Client, ClientError, ErrorKind, GcRequest, JobProgress, JobStatus, Jobs, Result,
+};
 use crate::config::Config;
 use crate::registry::gc::GcReport;
 use crate::registry::retention::RetentionReport;
@@ -84,8 +86,23 @@ impl Scheduler {
 
     async fn gc_here(&self, req: &GcRequest) -> Result<GcReport> {
         let _one = self.running.lock().await;
-        self.update(Job::Gc, |s| s.running = true);
-        let result = self.client.gc(req, &|_, _, _| {}).await;
+        self.update(Job::Gc, |s| {
+            s.running = true;
+            s.progress = Some(JobProgress {
+                phase: "start".into(),
+                ..JobProgress::default()
+            });
+        });
+        let progress = |phase: &str, done: u64, total: u64| {
+            self.update(Job::Gc, |s| {
+                s.progress = Some(JobProgress {
+                    phase: phase.to_string(),
+                    done,
+                    total,
+                })
+            })
+        };
+        let result = self.client.gc(req, &progress).await;
         self.finish(Job::Gc, &result);
         result
     }
@@ -139,6 +156,7 @@ impl Scheduler {
         };
         self.update(job, |s| {
             s.running = false;
+            s.progress = None;
             s.last_run = Some(unix(SystemTime::now()));
             s.last_result = Some(outcome);
         });
