@@ -173,6 +173,58 @@ async fn gc_killed_at_any_point_leaves_a_consistent_store() {
     assert_eq!(left, 0, "trash not emptied");
 }
 
+/// SIGTERM while a gc runs for a caller that hung up: the server lets it
+/// finish (within the shutdown timeout) before it exits 0, so a rolling
+/// restart leaves no lock and no trash behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_running_gc() {
+    let mut server = Server::start();
+    let c = server.client();
+    let orphans = 6000;
+    write_orphans(&server.data, orphans);
+    start_gc_and_hang_up(&c).await;
+    let status = server.terminate(Duration::from_secs(40));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let log = server.log_text();
+    assert!(log.contains("job finished"), "{log}");
+    assert!(!server.data.join("gc/lock").exists());
+    assert_eq!(walk_files(&server.data.join("gc/trash")), 0);
+    assert_eq!(walk_files(&server.data.join("blobs")), 0);
+}
+
+/// Orphan blobs written straight into the layout: enough that a gc of them
+/// runs for a while (seconds in a debug build).
+fn write_orphans(data: &std::path::Path, n: usize) {
+    for i in 0..n {
+        let bytes = format!("orphan {i}");
+        let hex = common::sha256(bytes.as_bytes());
+        let hex = hex.trim_start_matches("sha256:");
+        let dir = data.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), bytes).unwrap();
+    }
+}
+
+/// `POST /api/v1/gc` (grace 0), then the connection closed before the answer.
+async fn start_gc_and_hang_up(c: &common::Client) {
+    use std::io::Write;
+    let body = r#"{"grace_seconds":0}"#;
+    let addr = c
+        .u("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/gc HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(conn);
+}
+
 fn walk_files(dir: &std::path::Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
@@ -193,38 +245,12 @@ fn walk_files(dir: &std::path::Path) -> usize {
 /// outcome shows in `GET /api/v1/jobs`, and while it runs, how far it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_goes_on_when_its_client_hangs_up() {
-    use std::io::Write;
     let server = Server::start();
     let c = server.client();
     let (kept, _) = c.push_image("keep/app", "v1", b"kept layer").await;
-    // Orphan blobs written straight into the layout: enough that the gc is
-    // still running when the client hangs up.
     let orphans = 6000;
-    for i in 0..orphans {
-        let data = format!("orphan {i}");
-        let hex = common::sha256(data.as_bytes());
-        let hex = hex.trim_start_matches("sha256:");
-        let dir = server
-            .data
-            .join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("data"), data).unwrap();
-    }
-    let body = r#"{"grace_seconds":0}"#;
-    let addr = c
-        .u("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        conn,
-        "POST /api/v1/gc HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    drop(conn);
+    write_orphans(&server.data, orphans);
+    start_gc_and_hang_up(&c).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen_running = false;

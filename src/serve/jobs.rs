@@ -69,6 +69,11 @@ impl Scheduler {
             .clone()
     }
 
+    /// Returns once no job runs (new ones may start after).
+    pub async fn idle(&self) {
+        drop(self.running.lock().await);
+    }
+
     /// Runs a gc to its end on a task of its own, even when the caller stops
     /// waiting: a client that gives up (its --timeout, Ctrl-C, a dropped
     /// connection) drops the request's future, and a gc cut off there would

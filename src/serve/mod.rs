@@ -101,7 +101,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
 
     let public_url = config.server.public_url.as_deref().map(Arc::from);
-    let service = warp::service(routes(reg, public_url, jobs, auth));
+    let service = warp::service(routes(reg, public_url, jobs.clone(), auth));
     let graceful = GracefulShutdown::new();
     tracing::info!(
         address = %local,
@@ -140,9 +140,16 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     drop(listener);
     let timeout = config.server.shutdown_timeout;
     tracing::info!("shutting down: waiting up to {timeout:?} for in-flight requests");
+    // A gc or retention runs on past its caller (see jobs::Scheduler::gc):
+    // it gets the same time to finish as the requests do.
+    let drained = async {
+        graceful.shutdown().await;
+        tracing::info!("all connections closed");
+        jobs.idle().await;
+    };
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached, closing remaining connections"),
+        _ = drained => {}
+        _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached, closing remaining connections and jobs"),
     }
     Ok(())
 }
