@@ -515,6 +515,32 @@ mod tests {
         assert_eq!(wins, 1);
     }
 
+    /// A file out of the page cache goes through the blocking pool with its
+    /// read-ahead; one in it is read inline: the same bytes either way.
+    #[tokio::test]
+    async fn file_streams_give_the_same_bytes_cached_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..3 * READ_CHUNK + 777).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        for evict in [true, false] {
+            let file = std::fs::File::open(&path).unwrap();
+            if evict {
+                use std::os::fd::AsRawFd;
+                file.sync_all().unwrap();
+                // SAFETY: advice only; the kernel drops clean cached pages.
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+            let (start, len) = (1000u64, (data.len() - 2000) as u64);
+            let mut got = Vec::new();
+            let mut s = file_stream(file, start, len);
+            while let Some(chunk) = s.next().await {
+                got.extend_from_slice(&chunk.unwrap());
+            }
+            assert!(got == data[1000..data.len() - 1000], "evict={evict}");
+        }
+    }
+
     #[test]
     fn clean_tmp_removes_only_old_files() {
         let dir = tempfile::tempdir().unwrap();
