@@ -255,15 +255,7 @@ async fn gc_goes_on_when_its_client_hangs_up() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen_running = false;
     let jobs = loop {
-        let jobs: serde_json::Value = c
-            .http
-            .get(c.u("/api/v1/jobs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jobs = c.get_json("/api/v1/jobs").await;
         if jobs["gc"]["last_run"].is_u64() && jobs["gc"]["running"] == false {
             assert_eq!(jobs["gc"]["progress"], serde_json::Value::Null, "{jobs}");
             break jobs;

@@ -69,6 +69,11 @@ impl Remote {
         })
     }
 
+    /// A quick call without a body.
+    async fn fetch<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T> {
+        self.call::<(), T>(method, path, None, Wait::Quick).await
+    }
+
     fn limit(&self, wait: Wait) -> Option<Duration> {
         match (self.timeout, wait) {
             (Some(d), _) if d.is_zero() => None,
@@ -177,18 +182,12 @@ fn q(s: &str) -> String {
 #[async_trait]
 impl Client for Remote {
     async fn images(&self) -> Result<Vec<ImageRow>> {
-        self.call::<(), _>(Method::GET, "images", None, Wait::Quick)
-            .await
+        self.fetch(Method::GET, "images").await
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {
-        self.call::<(), _>(
-            Method::GET,
-            &format!("inspect?ref={}", q(reference)),
-            None,
-            Wait::Quick,
-        )
-        .await
+        self.fetch(Method::GET, &format!("inspect?ref={}", q(reference)))
+            .await
     }
 
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
@@ -214,7 +213,7 @@ impl Client for Remote {
                 done = &mut run => return done,
                 _ = tick.tick() => {
                     // Only a progress bar depends on it: a failed read is skipped.
-                    let jobs = self.call::<(), Jobs>(Method::GET, "jobs", None, Wait::Quick);
+                    let jobs = self.fetch::<Jobs>(Method::GET, "jobs");
                     if let Ok(Jobs { gc: JobStatus { progress: Some(p), .. }, .. }) = jobs.await {
                         progress(&p.phase, p.done, p.total);
                     }
@@ -230,8 +229,7 @@ impl Client for Remote {
     }
 
     async fn usage(&self) -> Result<Usage> {
-        self.call::<(), _>(Method::GET, "usage", None, Wait::Quick)
-            .await
+        self.fetch(Method::GET, "usage").await
     }
 
     async fn token_create(&self, req: &TokenRequest) -> Result<CreatedToken> {
@@ -240,18 +238,12 @@ impl Client for Remote {
     }
 
     async fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.call::<(), _>(Method::GET, "tokens", None, Wait::Quick)
-            .await
+        self.fetch(Method::GET, "tokens").await
     }
 
     async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
-        self.call::<(), _>(
-            Method::DELETE,
-            &format!("tokens/{}", q(name)),
-            None,
-            Wait::Quick,
-        )
-        .await
+        self.fetch(Method::DELETE, &format!("tokens/{}", q(name)))
+            .await
     }
 }
 

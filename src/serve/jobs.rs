@@ -98,13 +98,17 @@ impl Scheduler {
                 ..JobProgress::default()
             });
         });
+        // Called for every blob: the phase's name is copied only when it changes.
         let progress = |phase: &str, done: u64, total: u64| {
-            self.update(Job::Gc, |s| {
-                s.progress = Some(JobProgress {
-                    phase: phase.to_string(),
-                    done,
-                    total,
-                })
+            self.update(Job::Gc, |s| match &mut s.progress {
+                Some(p) if p.phase == phase => (p.done, p.total) = (done, total),
+                p => {
+                    *p = Some(JobProgress {
+                        phase: phase.to_string(),
+                        done,
+                        total,
+                    })
+                }
             })
         };
         let result = self.client.gc(req, &progress).await;

@@ -438,13 +438,14 @@ enum Next {
 /// and no blocking thread is held while a slow client drains the socket).
 fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
     Box::pin(futures_util::stream::try_unfold(
-        (Some(Next::Ready(file)), start, len),
+        (Next::Ready(file), start, len),
         |(next, pos, left)| async move {
+            if left == 0 {
+                return Ok(None);
+            }
             let want = left.min(READ_CHUNK as u64);
             let (file, buf, waited) = match next {
-                _ if left == 0 => return Ok(None),
-                None => return Ok(None),
-                Some(Next::Ready(file)) => match read_cached(&file, pos, want as usize) {
+                Next::Ready(file) => match read_cached(&file, pos, want as usize) {
                     Some(buf) => (file, buf, false),
                     None => {
                         let (file, buf) = read_chunk(file, pos, want)
@@ -453,7 +454,7 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
                         (file, buf, true)
                     }
                 },
-                Some(Next::Reading(r)) => {
+                Next::Reading(r) => {
                     let (file, buf) = r.await.map_err(io::Error::other)??;
                     (file, buf, true)
                 }
@@ -471,7 +472,7 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
             } else {
                 Next::Ready(file)
             };
-            Ok(Some((Bytes::from(buf), (Some(next), pos, left))))
+            Ok(Some((Bytes::from(buf), (next, pos, left))))
         },
     ))
 }

@@ -146,6 +146,18 @@ impl Client {
         format!("{}{}", self.url, path)
     }
 
+    /// GET `path` and its JSON answer.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(self.u(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A relative or absolute Location, as a full URL.
     pub fn loc(&self, location: &str) -> String {
         if location.starts_with("http") {
