@@ -27,7 +27,7 @@ end
 complete -c nora -n "__fish_nora_needs_command" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_needs_command" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_needs_command" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_needs_command" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_needs_command" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -54,7 +54,7 @@ complete -c nora -n "__fish_nora_needs_command" -f -a "help" -d 'Print this mess
 complete -c nora -n "__fish_nora_using_subcommand serve" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand serve" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand serve" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand serve" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand serve" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand serve" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -66,7 +66,7 @@ complete -c nora -n "__fish_nora_using_subcommand serve" -s h -l help -d 'Print 
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_subcommand_from ls list inspect help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -82,7 +82,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and not __fish_seen_su
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -94,7 +94,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -106,7 +106,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcommand_from inspect" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -121,7 +121,7 @@ complete -c nora -n "__fish_nora_using_subcommand images; and __fish_seen_subcom
 complete -c nora -n "__fish_nora_using_subcommand tag" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand tag" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand tag" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand tag" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand tag" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand tag" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -133,7 +133,7 @@ complete -c nora -n "__fish_nora_using_subcommand tag" -s h -l help -d 'Print he
 complete -c nora -n "__fish_nora_using_subcommand delete" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand delete" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand delete" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand delete" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand delete" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -148,7 +148,7 @@ complete -c nora -n "__fish_nora_using_subcommand gc" -l grace -d 'Keep unrefere
 complete -c nora -n "__fish_nora_using_subcommand gc" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand gc" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand gc" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand gc" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand gc" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -162,7 +162,7 @@ complete -c nora -n "__fish_nora_using_subcommand gc" -s h -l help -d 'Print hel
 complete -c nora -n "__fish_nora_using_subcommand retention" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand retention" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand retention" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand retention" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand retention" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand retention" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -178,7 +178,7 @@ complete -c nora -n "__fish_nora_using_subcommand migrate" -l to -d 'Destination
 complete -c nora -n "__fish_nora_using_subcommand migrate" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand migrate" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand migrate" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand migrate" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand migrate" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand migrate" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand migrate" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -193,7 +193,7 @@ complete -c nora -n "__fish_nora_using_subcommand backup" -l from -d 'The store 
 complete -c nora -n "__fish_nora_using_subcommand backup" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand backup" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand backup" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand backup" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand backup" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand backup" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand backup" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -207,7 +207,7 @@ complete -c nora -n "__fish_nora_using_subcommand restore" -l to -d 'Where to re
 complete -c nora -n "__fish_nora_using_subcommand restore" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand restore" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand restore" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand restore" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand restore" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand restore" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand restore" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -221,7 +221,7 @@ complete -c nora -n "__fish_nora_using_subcommand restore" -s h -l help -d 'Prin
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and not __fish_seen_subcommand_from create ls list revoke help" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -244,7 +244,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -256,7 +256,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -268,7 +268,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -280,7 +280,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -301,7 +301,7 @@ complete -c nora -n "__fish_nora_using_subcommand login" -l id-token-file -d 'Re
 complete -c nora -n "__fish_nora_using_subcommand login" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand login" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand login" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand login" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand login" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand login" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -315,7 +315,7 @@ complete -c nora -n "__fish_nora_using_subcommand login" -s h -l help -d 'Print 
 complete -c nora -n "__fish_nora_using_subcommand logout" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand logout" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand logout" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand logout" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand logout" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand logout" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand logout" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'
@@ -328,7 +328,7 @@ complete -c nora -n "__fish_nora_using_subcommand completions" -l dir -d 'Write 
 complete -c nora -n "__fish_nora_using_subcommand completions" -l config -d 'Configuration file (default: ./config.toml when present)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -l url -d 'Operate on a running nora through its admin API instead of on storage' -r
 complete -c nora -n "__fish_nora_using_subcommand completions" -l token -d 'API token for --url (default: NORA_TOKEN, else the token of `nora login`)' -r
-complete -c nora -n "__fish_nora_using_subcommand completions" -l timeout -d 'With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
+complete -c nora -n "__fish_nora_using_subcommand completions" -l timeout -d 'With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)' -r
 complete -c nora -n "__fish_nora_using_subcommand completions" -l data-dir -d 'Storage directory to operate on (overrides [storage] path)' -r -F
 complete -c nora -n "__fish_nora_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people (the default)'
 wide\t'Every column, full digests and times'

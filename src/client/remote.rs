@@ -54,13 +54,7 @@ impl Remote {
                 format!("--url {url:?} must start with http:// or https://"),
             ));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
-            // A host that drops SYNs (firewall, wrong address) would otherwise
-            // hold the command for the kernel's two minutes of retries.
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))?;
+        let http = http_client()?;
         Ok(Remote {
             base,
             http,
@@ -76,10 +70,8 @@ impl Remote {
 
     fn limit(&self, wait: Wait) -> Option<Duration> {
         match (self.timeout, wait) {
-            (Some(d), _) if d.is_zero() => None,
-            (Some(d), _) => Some(d),
-            (None, Wait::Quick) => Some(ANSWER_TIMEOUT),
             (None, Wait::Long) => None,
+            (t, _) => quick_limit(t),
         }
     }
 
@@ -96,19 +88,15 @@ impl Remote {
         if let Some(d) = limit {
             req = req.timeout(d);
         }
+        // The server runs gc and retention to their end whoever waits.
+        let goes_on = match wait {
+            Wait::Long => "; the job goes on there, GET /api/v1/jobs shows its outcome",
+            Wait::Quick => "",
+        };
         let no_answer = |d: Option<Duration>| {
-            // The server runs gc and retention to their end whoever waits.
-            let goes_on = match wait {
-                Wait::Long => "; the job goes on there, GET /api/v1/jobs shows its outcome",
-                Wait::Quick => "",
-            };
             ClientError::new(
                 ErrorKind::Unreachable,
-                format!(
-                    "{} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit){goes_on}",
-                    self.base,
-                    d.map_or(0, |d| d.as_secs())
-                ),
+                format!("{}{goes_on}", no_answer(&self.base, d)),
             )
         };
         if let Some(t) = &self.token {
@@ -121,15 +109,7 @@ impl Remote {
             if e.is_timeout() && !e.is_connect() {
                 return no_answer(limit);
             }
-            let why = if e.is_connect() && e.is_timeout() {
-                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
-            } else {
-                root_cause(&e)
-            };
-            ClientError::new(
-                ErrorKind::Unreachable,
-                format!("cannot reach {}: {why}", self.base),
-            )
+            ClientError::new(ErrorKind::Unreachable, unreachable(&self.base, &e, limit))
         })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| {
@@ -165,6 +145,48 @@ impl Remote {
             )),
         }
     }
+}
+
+/// The HTTP client of every `--url` call (admin API, login, logout).
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
+        // A host that drops SYNs (firewall, wrong address) would otherwise
+        // hold the command for the kernel's two minutes of retries.
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .map_err(|e| ClientError::new(ErrorKind::Failed, e.to_string()))
+}
+
+/// How long a quick call waits for its answer, given `--timeout`
+/// (None: no limit).
+pub fn quick_limit(timeout: Option<Duration>) -> Option<Duration> {
+    match timeout {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => Some(ANSWER_TIMEOUT),
+    }
+}
+
+/// What a command says when `base` took the request and never answered.
+pub fn no_answer(base: &str, limit: Option<Duration>) -> String {
+    format!(
+        "{base} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit)",
+        limit.map_or(0, |d| d.as_secs())
+    )
+}
+
+/// What a command says when a request to `base` failed, as one line.
+pub fn unreachable(base: &str, e: &reqwest::Error, limit: Option<Duration>) -> String {
+    if e.is_timeout() && !e.is_connect() {
+        return no_answer(base, limit);
+    }
+    let why = if e.is_connect() && e.is_timeout() {
+        format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+    } else {
+        root_cause(e)
+    };
+    format!("cannot reach {base}: {why}")
 }
 
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::client::remote::root_cause;
+use crate::client::remote::{http_client, quick_limit, root_cause, unreachable};
 use crate::ui::credentials::{self, Login};
 use crate::ui::format::rfc3339;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
@@ -65,12 +65,33 @@ pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
     Ok(credentials::key(&url))
 }
 
-pub fn http() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
-        .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| Failure::Failed(e.to_string()))
+/// Login and logout answer in milliseconds: they wait as long as the
+/// admin API's quick calls (`--timeout`, default 60 s).
+pub struct Http {
+    pub client: reqwest::Client,
+    pub limit: Option<Duration>,
+}
+
+impl Http {
+    pub fn new(ui: &Ui) -> Result<Http, Failure> {
+        Ok(Http {
+            client: http_client().map_err(|e| Failure::Failed(e.message))?,
+            limit: quick_limit(ui.global.timeout.map(Duration::from_secs)),
+        })
+    }
+
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, url);
+        match self.limit {
+            Some(d) => req.timeout(d),
+            None => req,
+        }
+    }
+
+    /// A failed request as one line naming `url`.
+    pub fn failure(&self, url: &str, e: &reqwest::Error) -> Failure {
+        Failure::Failed(unreachable(url, e, self.limit))
+    }
 }
 
 #[derive(Deserialize)]
@@ -116,13 +137,14 @@ pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
     };
     let body = serde_json::json!({ "expires_in": args.expires.map(|d| d.as_secs()) });
     let granted: Granted = block_on(async {
-        let resp = http()?
-            .post(format!("{url}/auth/login"))
+        let http = Http::new(&ui)?;
+        let resp = http
+            .request(reqwest::Method::POST, &format!("{url}/auth/login"))
             .basic_auth(&user, Some(&password))
             .json(&body)
             .send()
             .await;
-        answer(&url, resp, "login").await
+        answer(&http, &url, resp, "login").await
     })?;
     let expires = crate::auth::tokens::now() + granted.expires_in;
     let file = credentials::put(
@@ -158,14 +180,15 @@ fn prompts() -> bool {
 
 /// Reads a token-granting answer, or fails with the server's own message.
 async fn answer(
+    http: &Http,
     url: &str,
     resp: Result<reqwest::Response, reqwest::Error>,
     what: &str,
 ) -> Result<Granted, Failure> {
-    let resp =
-        resp.map_err(|e| Failure::Failed(format!("cannot reach {url}: {}", root_cause(&e))))?;
+    let resp = resp.map_err(|e| http.failure(url, &e))?;
     let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let bytes = resp.bytes().await.map_err(|e| http.failure(url, &e))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status.is_success() {
         return serde_json::from_value(body)
             .map_err(|e| Failure::Failed(format!("{url} answered something unexpected: {e}")));
@@ -183,14 +206,15 @@ async fn answer(
 
 fn oidc(args: LoginArgs, url: &str, ui: Ui) -> CmdResult {
     let audience = args.audience.clone().unwrap_or_else(|| url.to_string());
+    let http = Http::new(&ui)?;
     let granted = block_on(async {
-        let id_token = id_token(&args, &audience).await?;
-        let resp = http()?
-            .post(format!("{url}/auth/oidc/token"))
+        let id_token = id_token(&http, &args, &audience).await?;
+        let resp = http
+            .request(reqwest::Method::POST, &format!("{url}/auth/oidc/token"))
             .bearer_auth(id_token.trim())
             .send()
             .await;
-        answer(url, resp, "OIDC login").await
+        answer(&http, url, resp, "OIDC login").await
     })?;
     let expires = crate::auth::tokens::now() + granted.expires_in;
     let file = credentials::put(
@@ -232,7 +256,7 @@ fn oidc(args: LoginArgs, url: &str, ui: Ui) -> CmdResult {
 
 /// The CI platform's ID token: a file or variable named on the command line,
 /// else GitHub Actions' token service, else `NORA_ID_TOKEN`.
-async fn id_token(args: &LoginArgs, audience: &str) -> Result<String, Failure> {
+async fn id_token(http: &Http, args: &LoginArgs, audience: &str) -> Result<String, Failure> {
     if let Some(path) = &args.id_token_file {
         return std::fs::read_to_string(path)
             .map_err(|e| Failure::Failed(format!("cannot read {}: {e}", path.display())));
@@ -247,8 +271,11 @@ async fn id_token(args: &LoginArgs, audience: &str) -> Result<String, Failure> {
     ) {
         let sep = if req_url.contains('?') { '&' } else { '?' };
         let aud: String = form_urlencoded::byte_serialize(audience.as_bytes()).collect();
-        let resp = http()?
-            .get(format!("{req_url}{sep}audience={aud}"))
+        let resp = http
+            .request(
+                reqwest::Method::GET,
+                &format!("{req_url}{sep}audience={aud}"),
+            )
             .bearer_auth(req_token)
             .send()
             .await

@@ -3,7 +3,6 @@
 
 use clap::Args;
 
-use crate::client::remote::root_cause;
 use crate::ui::credentials;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
 
@@ -24,12 +23,12 @@ pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
     let mut revoked = false;
     if login.token.starts_with(crate::auth::tokens::PREFIX) {
         let outcome = block_on(async {
-            super::login::http()?
-                .delete(format!("{url}/auth/login"))
+            let http = super::login::Http::new(&ui)?;
+            http.request(reqwest::Method::DELETE, &format!("{url}/auth/login"))
                 .bearer_auth(&login.token)
                 .send()
                 .await
-                .map_err(|e| Failure::Failed(root_cause(&e)))
+                .map_err(|e| http.failure(&url, &e))
         });
         match outcome {
             Ok(r) if r.status().is_success() => revoked = true,
@@ -40,7 +39,7 @@ pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
                 r.status().as_u16()
             ),
             Err(e) => eprintln!(
-                "nora: warning: cannot reach {url} ({}); forgetting the token anyway",
+                "nora: warning: {}; forgetting the token anyway",
                 e.message()
             ),
         }

@@ -45,7 +45,7 @@ pub struct Global {
     )]
     pub token: Option<String>,
 
-    /// With --url: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)
+    /// With --url, login, logout: seconds to wait for an answer (default 60, and no limit for gc and retention; 0: no limit)
     #[arg(long, global = true, env = "NORA_TIMEOUT", value_name = "SECS")]
     pub timeout: Option<u64>,
 

@@ -483,7 +483,7 @@ fn a_url_that_never_accepts_times_out() {
 /// A server that takes the connection and never answers (a hung process: the
 /// kernel still completes the handshake) fails the command after --timeout
 /// with one line; NORA_TIMEOUT does the same and bounds gc too, which
-/// otherwise waits as long as its work takes.
+/// otherwise waits as long as its work takes; login keeps the same limit.
 #[test]
 fn a_url_that_never_answers_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -511,5 +511,18 @@ fn a_url_that_never_answers_times_out() {
     let err = attempt(Some(("NORA_TIMEOUT", "1")), &["gc", "--yes", "--url", &url]);
     assert!(err.contains(&want), "{err}");
     assert!(err.contains("the job goes on there"), "{err}");
+
+    // Login answers as quickly as the admin API's calls: the same limit.
+    let out = nora()
+        .env("NO_COLOR", "1")
+        .args(["login", &url, "--username", "ci", "--password-stdin"])
+        .args(["--timeout", "1"])
+        .write_stdin("secret\n")
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&want), "{err}");
     drop(listener);
 }
