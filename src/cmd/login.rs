@@ -68,8 +68,8 @@ pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
 /// Login and logout answer in milliseconds: they wait as long as the
 /// admin API's quick calls (`--timeout`, default 60 s).
 pub struct Http {
-    pub client: reqwest::Client,
-    pub limit: Option<Duration>,
+    client: reqwest::Client,
+    limit: Option<Duration>,
 }
 
 impl Http {
