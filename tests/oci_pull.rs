@@ -115,6 +115,88 @@ async fn blob_get_head_and_ranges() {
     assert_eq!(r.headers()["content-range"], "bytes */100000");
 }
 
+/// If-None-Match with the ETag a GET gave: 304 and no body, for blobs (also
+/// over a Range) and manifests; a tag moved to another manifest answers 200
+/// with the new one.
+#[tokio::test]
+async fn conditional_gets_answer_not_modified() {
+    let server = Server::start();
+    let c = server.client();
+    let d = c.push_blob("pull/cond", b"cached bytes").await;
+    let blob = c.u(&format!("/v2/pull/cond/blobs/{d}"));
+    let etag = format!("\"{d}\"");
+    for (inm, range) in [
+        (etag.clone(), None),
+        (format!("W/{etag}"), None),
+        (format!("\"other\", {etag}"), None),
+        ("*".to_string(), None),
+        (etag.clone(), Some("bytes=0-3")),
+    ] {
+        for head in [false, true] {
+            let mut req = if head {
+                c.http.head(&blob)
+            } else {
+                c.http.get(&blob)
+            };
+            req = req.header("If-None-Match", &inm);
+            if let Some(r) = range {
+                req = req.header("Range", r);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 304, "{inm} {range:?} head={head}");
+            assert_eq!(r.headers()["etag"], etag.as_str());
+            assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+            assert!(r.bytes().await.unwrap().is_empty());
+        }
+    }
+    let r = c
+        .http
+        .get(&blob)
+        .header("If-None-Match", "\"sha256:0000\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), &b"cached bytes"[..]);
+    // A blob that is not there is still 404, whatever the client holds.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/pull/cond/blobs/{missing}")))
+        .header("If-None-Match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let (m1, _) = c.push_image("pull/cond", "v1", b"one").await;
+    let tag = c.u("/v2/pull/cond/manifests/v1");
+    let asks = |inm: String| {
+        c.http
+            .get(&tag)
+            .header("Accept", OCI_MANIFEST)
+            .header("If-None-Match", inm)
+    };
+    let r = asks(format!("\"{m1}\"")).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["docker-content-digest"], m1.as_str());
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = c
+        .http
+        .head(&tag)
+        .header("If-None-Match", format!("\"{m1}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let (m2, manifest2) = c.push_image("pull/cond", "v1", b"two").await;
+    assert_ne!(m1, m2);
+    let r = asks(format!("\"{m1}\"")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the tag moved");
+    assert_eq!(r.headers()["etag"], format!("\"{m2}\"").as_str());
+    assert_eq!(r.bytes().await.unwrap(), manifest2);
+}
+
 #[tokio::test]
 async fn sha512_blobs() {
     let server = Server::start();

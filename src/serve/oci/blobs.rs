@@ -4,7 +4,7 @@ use http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::Request;
-use super::response::{CONTENT_DIGEST, empty, error_of, set, stream};
+use super::response::{CONTENT_DIGEST, empty, error_of, none_match, not_modified, set, stream};
 use crate::registry::error::{Code, Result};
 use crate::registry::{Registry, parse_digest};
 use crate::storage::ByteRange;
@@ -54,6 +54,16 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
 pub async fn get(reg: &Registry, name: &str, digest: &str, req: &Request) -> Result<Response> {
     let d = parse_digest(digest)?;
     let size = reg.blob_size(name, &d).await?;
+    let etag = format!("\"{d}\"");
+    // A cache that holds the blob revalidates it for free (before Range:
+    // RFC 9110 evaluates If-None-Match first).
+    if none_match(req.header("if-none-match"), &etag) {
+        let mut r = not_modified();
+        set(&mut r, CONTENT_DIGEST, &d.to_string());
+        set(&mut r, "ETag", &etag);
+        set(&mut r, "Cache-Control", "max-age=31536000");
+        return Ok(r);
+    }
     let range = match parse_range(req.header("range"), size) {
         RangeRequest::Whole => None,
         RangeRequest::Part(r) => Some(r),
@@ -81,7 +91,7 @@ pub async fn get(reg: &Registry, name: &str, digest: &str, req: &Request) -> Res
     };
     set(&mut resp, "Content-Type", "application/octet-stream");
     set(&mut resp, CONTENT_DIGEST, &d.to_string());
-    set(&mut resp, "ETag", &format!("\"{d}\""));
+    set(&mut resp, "ETag", &etag);
     set(&mut resp, "Accept-Ranges", "bytes");
     set(&mut resp, "Cache-Control", "max-age=31536000");
     if let Some(r) = range {

@@ -3,7 +3,7 @@
 use http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::response::{CONTENT_DIGEST, append, empty, set, with_body};
+use super::response::{CONTENT_DIGEST, append, empty, none_match, not_modified, set, with_body};
 use super::{Request, read_limited};
 use crate::registry::error::{Code, RegistryError, Result};
 use crate::registry::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX};
@@ -15,6 +15,14 @@ pub async fn get(reg: &Registry, name: &str, reference: &str, req: &Request) -> 
         Ref::parse(reference).map_err(|e| RegistryError::new(Code::ManifestUnknown, e.message))?;
     let m = reg.manifest_get(name, &r).await?;
     let digest = m.digest.to_string();
+    let etag = format!("\"{digest}\"");
+    // A client polling a tag learns "unchanged" without the body.
+    if none_match(req.header("if-none-match"), &etag) {
+        let mut r = not_modified();
+        set(&mut r, CONTENT_DIGEST, &digest);
+        set(&mut r, "ETag", &etag);
+        return Ok(r);
+    }
     let mut resp = if req.method == Method::HEAD {
         let mut r = empty(StatusCode::OK);
         set(&mut r, "Content-Length", &m.body.len().to_string());
@@ -24,7 +32,7 @@ pub async fn get(reg: &Registry, name: &str, reference: &str, req: &Request) -> 
         with_body(StatusCode::OK, &m.media_type, m.body)
     };
     set(&mut resp, CONTENT_DIGEST, &digest);
-    set(&mut resp, "ETag", &format!("\"{digest}\""));
+    set(&mut resp, "ETag", &etag);
     Ok(resp)
 }
 

@@ -28,6 +28,26 @@ pub fn empty(status: StatusCode) -> Response {
     r
 }
 
+/// Whether an `If-None-Match` header names `etag` (quoted, as sent in
+/// `ETag`): the client holds these bytes already. The comparison is the weak
+/// one RFC 9110 asks of this header; `*` matches anything that exists.
+pub fn none_match(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    })
+}
+
+/// 304: the client's copy is current. No body and no Content-Length (it
+/// would describe the representation, which is not sent); the caller adds
+/// the validators a 200 would carry.
+pub fn not_modified() -> Response {
+    let mut r = Response::new(Bytes::new().into());
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    r
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     with_body(status, "application/json", body.into())
@@ -85,4 +105,25 @@ pub fn stream(status: StatusCode, len: u64, body: crate::storage::ByteStream) ->
     *r.status_mut() = status;
     set(&mut r, header::CONTENT_LENGTH.as_str(), &len.to_string());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::none_match;
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = "\"sha256:ab\"";
+        assert!(none_match(Some("\"sha256:ab\""), etag));
+        assert!(none_match(Some("W/\"sha256:ab\""), etag));
+        assert!(none_match(Some("\"x\", \"sha256:ab\""), etag));
+        assert!(none_match(Some("*"), etag));
+        assert!(!none_match(None, etag));
+        assert!(!none_match(Some(""), etag));
+        assert!(
+            !none_match(Some("sha256:ab"), etag),
+            "an entity tag is quoted"
+        );
+        assert!(!none_match(Some("\"sha256:abc\""), etag));
+    }
 }
