@@ -216,6 +216,41 @@ async fn digest_mismatch_stores_nothing() {
     assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
 }
 
+/// A single-request upload whose client goes away mid-body: nothing is
+/// stored, and its session (whose id the client never saw) is removed at
+/// once instead of lingering until it expires.
+#[tokio::test]
+async fn a_monolithic_upload_cut_off_leaves_no_session() {
+    use std::io::Write as _;
+    let server = Server::start();
+    let c = server.client();
+    let d = sha256(&[7u8; 100_000]);
+    let addr = c
+        .u("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /v2/push/cut/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    conn.write_all(&[7u8; 1000]).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(conn);
+
+    let uploads = server.data.join("uploads");
+    let sessions = || std::fs::read_dir(&uploads).map_or(0, |rd| rd.count());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sessions() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sessions(), 0, "a session was left in {}", uploads.display());
+    assert_eq!(blob_status(&c, "push/cut", &d).await, 404);
+}
+
 #[tokio::test]
 async fn cross_repository_mount() {
     let server = Server::start();

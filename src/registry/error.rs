@@ -25,6 +25,7 @@ pub enum Code {
     TooLarge,
     PaginationInvalid,
     Busy,
+    StorageFull,
     Internal,
 }
 
@@ -51,7 +52,7 @@ impl Code {
             Code::TooLarge => "SIZE_INVALID",
             Code::PaginationInvalid => "UNSUPPORTED",
             Code::Busy => "UNAVAILABLE",
-            Code::Internal => "UNKNOWN",
+            Code::StorageFull | Code::Internal => "UNKNOWN",
         }
     }
 
@@ -68,6 +69,7 @@ impl Code {
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Busy => StatusCode::CONFLICT,
+            Code::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -104,6 +106,33 @@ impl From<StorageError> for RegistryError {
         // Callers map the NotFound cases they expect to the right OCI code;
         // anything reaching here is a fault of the store, not of the request.
         tracing::error!(error = %e, "storage error");
+        if e.is_full() {
+            // The client's push cannot succeed until an operator frees space:
+            // it says so, rather than a bare "storage error".
+            return RegistryError::new(
+                Code::StorageFull,
+                "the registry's storage is full; nothing was stored",
+            );
+        }
         RegistryError::new(Code::Internal, "storage error")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_and_507() {
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let e: RegistryError =
+                StorageError::Io(std::io::Error::from_raw_os_error(errno)).into();
+            assert_eq!(e.code, Code::StorageFull);
+            assert_eq!(e.code.status(), StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(e.code.as_str(), "UNKNOWN");
+            assert!(e.message.contains("storage is full"), "{}", e.message);
+        }
+        let e: RegistryError = StorageError::Io(std::io::Error::other("boom")).into();
+        assert_eq!(e.code, Code::Internal);
     }
 }

@@ -38,6 +38,15 @@ pub enum StorageError {
     Io(#[from] io::Error),
 }
 
+impl StorageError {
+    /// The disk (or the user's quota on it) is full: the operator's problem,
+    /// and one a client should be told plainly.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StorageError::Io(e)
+            if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// What `stat` knows about an object.

@@ -81,8 +81,22 @@ pub async fn start(reg: &Registry, name: &str, req: Request) -> Result<Response>
     match digest {
         // Monolithic upload: the whole blob in this request.
         Some(d) => {
-            reg.upload_append(name, &id, None, req.into_body()).await?;
-            reg.upload_finish(name, &id, &d).await?;
+            let done = async {
+                reg.upload_append(name, &id, None, req.into_body()).await?;
+                reg.upload_finish(name, &id, &d).await
+            };
+            if let Err(e) = done.await {
+                // The client never learnt this session's id, so nothing can
+                // resume it: remove it now rather than when it expires.
+                // (A digest mismatch has removed it already.)
+                match reg.upload_cancel(name, &id).await {
+                    Err(c) if c.code != Code::BlobUploadUnknown => {
+                        tracing::warn!(error = %c, upload = %id, "removing a failed upload")
+                    }
+                    _ => {}
+                }
+                return Err(e);
+            }
             Ok(created(name, &d.to_string()))
         }
         None => Ok(in_progress(StatusCode::ACCEPTED, name, &id, 0)),
