@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod jobs;
+mod limits;
 pub mod oci;
 pub mod request_log;
 
@@ -72,6 +73,9 @@ pub fn routes(
 /// Runs the server until SIGTERM/SIGINT, then lets in-flight requests finish
 /// for at most the configured shutdown timeout.
 pub async fn run(config: Config) -> std::io::Result<()> {
+    if let Some((before, after)) = limits::raise_open_files() {
+        tracing::debug!(before, after, "open files limit raised");
+    }
     let (reg, fs) = open_registry(&config)?;
     // A wrong endpoint, bucket or key is a startup error, not a first 500.
     reg.storage().ping().await.map_err(|e| {
