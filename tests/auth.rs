@@ -306,6 +306,22 @@ async fn every_caller_against_every_endpoint() {
         .await
         .unwrap();
     assert_eq!(common::oci_error(r).await, (403, "DENIED".into()));
+    // A mount needs pull on its source; without `from`, when authentication
+    // is on, there is no mount at all (a digest is not a right): a session.
+    let writer = basic("writer", "writer-pw");
+    for (query, want) in [
+        (format!("mount={cd}"), 202),
+        (format!("mount={cd}&from=team/app"), 201),
+    ] {
+        let r = c
+            .http
+            .post(c.u(&format!("/v2/team/mounted/blobs/uploads/?{query}")))
+            .header("Authorization", &writer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{query}");
+    }
     // Health needs nothing.
     assert_eq!(
         c.http.get(c.u("/health")).send().await.unwrap().status(),

@@ -287,10 +287,33 @@ async fn cross_repository_mount() {
         assert!(r.headers().contains_key("location"));
         assert!(r.headers().contains_key("docker-upload-uuid"));
     }
-    // Mount without `from`: a session too (the spec allows automatic mount or not).
+    // A stored blob the named source does not have: a session.
     let r = c
         .http
-        .post(c.u(&format!("/v2/mount/dst3/blobs/uploads/?mount={unknown}")))
+        .post(c.u(&format!(
+            "/v2/mount/dst2/blobs/uploads/?mount={d}&from=mount/none"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Without `from` (authentication off): any stored copy is mounted; an
+    // unknown blob gets a session.
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/mount/dst3/blobs/uploads/?mount={d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/mount/dst3/blobs/{d}")
+    );
+    assert_eq!(blob_status(&c, "mount/dst3", &d).await, 200);
+    let r = c
+        .http
+        .post(c.u(&format!("/v2/mount/dst4/blobs/uploads/?mount={unknown}")))
         .send()
         .await
         .unwrap();

@@ -83,18 +83,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Cross-repository mount: links `d` into `name` when `from` has it.
-    /// Returns false when it cannot (the caller then opens an upload session).
-    pub async fn blob_mount(&self, name: &str, from: &str, d: &Digest) -> Result<bool> {
-        if super::check_name(from).is_err() {
-            return Ok(false);
+    /// Cross-repository mount: links `d` into `name` when `from` has it, or,
+    /// with no `from`, when the registry holds it at all (the caller allows
+    /// that only where anyone may read everything). Returns false when it
+    /// cannot (the caller then opens an upload session).
+    pub async fn blob_mount(&self, name: &str, from: Option<&str>, d: &Digest) -> Result<bool> {
+        if let Some(from) = from {
+            if super::check_name(from).is_err() {
+                return Ok(false);
+            }
+            let link = layout::layer_link(from, d);
+            if self.storage.stat(&link).await?.is_none() {
+                return Ok(false);
+            }
         }
-        let in_source = self
-            .storage
-            .stat(&layout::layer_link(from, d))
-            .await?
-            .is_some();
-        if !in_source || self.storage.stat(&layout::blob(d)).await?.is_none() {
+        if self.storage.stat(&layout::blob(d)).await?.is_none() {
             return Ok(false);
         }
         self.link_blob(name, d).await?;

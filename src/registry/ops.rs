@@ -60,7 +60,7 @@ impl Registry {
         for r in parsed.references {
             match r {
                 Reference::Blob(d) => {
-                    if !self.blob_mount(to, from, &d).await? {
+                    if !self.blob_mount(to, Some(from), &d).await? {
                         return Err(RegistryError::new(
                             Code::BlobUnknown,
                             format!("blob {d} is missing from {from}"),

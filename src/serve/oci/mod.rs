@@ -198,9 +198,13 @@ async fn dispatch(
     };
     // A mount reads from another repository: without pull there, fall back
     // to an ordinary upload (what the spec asks when a mount is not possible).
-    if let Some(from) = req.param("from")
-        && !principal.allows(Action::Pull, from)
-    {
+    // A mount without `from` would take the blob from any repository: only
+    // where anyone may pull anything.
+    let may_mount = match req.param("from") {
+        Some(from) => principal.allows(Action::Pull, from),
+        None => !auth.enabled,
+    };
+    if !may_mount {
         req.query.retain(|(k, _)| k != "mount" && k != "from");
     }
     let m = req.method.clone();
