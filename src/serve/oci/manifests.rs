@@ -18,10 +18,7 @@ pub async fn get(reg: &Registry, name: &str, reference: &str, req: &Request) -> 
     let etag = format!("\"{digest}\"");
     // A client polling a tag learns "unchanged" without the body.
     if none_match(req.header("if-none-match"), &etag) {
-        let mut r = not_modified();
-        set(&mut r, CONTENT_DIGEST, &digest);
-        set(&mut r, "ETag", &etag);
-        return Ok(r);
+        return Ok(not_modified(&digest, &etag));
     }
     let mut resp = if req.method == Method::HEAD {
         let mut r = empty(StatusCode::OK);

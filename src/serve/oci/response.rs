@@ -39,12 +39,14 @@ pub fn none_match(header: Option<&str>, etag: &str) -> bool {
     })
 }
 
-/// 304: the client's copy is current. No body and no Content-Length (it
-/// would describe the representation, which is not sent); the caller adds
-/// the validators a 200 would carry.
-pub fn not_modified() -> Response {
+/// 304: the client's copy of `digest` (sent as `etag`) is current. No body
+/// and no Content-Length (it would describe the representation, which is not
+/// sent), but the validators a 200 carries.
+pub fn not_modified(digest: &str, etag: &str) -> Response {
     let mut r = Response::new(Bytes::new().into());
     *r.status_mut() = StatusCode::NOT_MODIFIED;
+    set(&mut r, CONTENT_DIGEST, digest);
+    set(&mut r, "ETag", etag);
     r
 }
 
