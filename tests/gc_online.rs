@@ -209,11 +209,7 @@ fn write_orphans(data: &std::path::Path, n: usize) {
 async fn start_gc_and_hang_up(c: &common::Client) {
     use std::io::Write;
     let body = r#"{"grace_seconds":0}"#;
-    let addr = c
-        .u("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addr = c.addr();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         conn,

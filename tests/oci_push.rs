@@ -225,11 +225,7 @@ async fn a_monolithic_upload_cut_off_leaves_no_session() {
     let server = Server::start();
     let c = server.client();
     let d = sha256(&[7u8; 100_000]);
-    let addr = c
-        .u("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addr = c.addr();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         conn,
@@ -256,68 +252,43 @@ async fn cross_repository_mount() {
     let server = Server::start();
     let c = server.client();
     let d = c.push_blob("mount/src", b"shared layer").await;
-    let r = c
-        .http
-        .post(c.u(&format!(
-            "/v2/mount/dst/blobs/uploads/?mount={d}&from=mount/src"
-        )))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(
-        r.headers()["location"].to_str().unwrap(),
-        format!("/v2/mount/dst/blobs/{d}")
-    );
-    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
-    assert_eq!(blob_status(&c, "mount/dst", &d).await, 200);
-
-    // Not mountable (unknown blob, or the source does not have it): a session.
     let unknown = sha256(b"nowhere");
-    for from in ["mount/src", "mount/none"] {
+    // (target repository, query, status): 201 mounted, 202 a session.
+    let cases = [
+        ("mount/dst", format!("mount={d}&from=mount/src"), 201),
+        // Not mountable (unknown blob, or the source does not have it).
+        ("mount/dst2", format!("mount={unknown}&from=mount/src"), 202),
+        (
+            "mount/dst2",
+            format!("mount={unknown}&from=mount/none"),
+            202,
+        ),
+        ("mount/dst2", format!("mount={d}&from=mount/none"), 202),
+        // Without `from` (authentication off): any stored copy is mounted;
+        // an unknown blob gets a session.
+        ("mount/dst3", format!("mount={d}"), 201),
+        ("mount/dst4", format!("mount={unknown}"), 202),
+    ];
+    for (repo, query, want) in cases {
         let r = c
             .http
-            .post(c.u(&format!(
-                "/v2/mount/dst2/blobs/uploads/?mount={unknown}&from={from}"
-            )))
+            .post(c.u(&format!("/v2/{repo}/blobs/uploads/?{query}")))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 202, "from {from}");
-        assert!(r.headers().contains_key("location"));
-        assert!(r.headers().contains_key("docker-upload-uuid"));
+        assert_eq!(r.status(), want, "{repo} {query}");
+        if want == 201 {
+            assert_eq!(
+                r.headers()["location"].to_str().unwrap(),
+                format!("/v2/{repo}/blobs/{d}")
+            );
+            assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+            assert_eq!(blob_status(&c, repo, &d).await, 200);
+        } else {
+            assert!(r.headers().contains_key("location"), "{repo} {query}");
+            assert!(r.headers().contains_key("docker-upload-uuid"));
+        }
     }
-    // A stored blob the named source does not have: a session.
-    let r = c
-        .http
-        .post(c.u(&format!(
-            "/v2/mount/dst2/blobs/uploads/?mount={d}&from=mount/none"
-        )))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    // Without `from` (authentication off): any stored copy is mounted; an
-    // unknown blob gets a session.
-    let r = c
-        .http
-        .post(c.u(&format!("/v2/mount/dst3/blobs/uploads/?mount={d}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(
-        r.headers()["location"].to_str().unwrap(),
-        format!("/v2/mount/dst3/blobs/{d}")
-    );
-    assert_eq!(blob_status(&c, "mount/dst3", &d).await, 200);
-    let r = c
-        .http
-        .post(c.u(&format!("/v2/mount/dst4/blobs/uploads/?mount={unknown}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

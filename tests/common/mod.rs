@@ -146,6 +146,14 @@ impl Client {
         format!("{}{}", self.url, path)
     }
 
+    /// `host:port`, for tests that speak raw HTTP on a socket.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     /// GET `path` and its JSON answer.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
