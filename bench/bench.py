@@ -7,7 +7,12 @@ on fresh storage and is measured:
   idle RSS     VmRSS 2 s after startup
   push         skopeo copy of a 1 x 256 MiB image and of a 20 x 4 MiB image
                (wall each; server CPU and peak RSS over the phase)
-  pull         the same images into a fresh dir: target, median of 5
+  pull         the same images into a fresh dir: target, median of 5 (server
+               CPU and peak RSS over the phase; its wall times are shown as
+               "runs apart", without a target)
+  paired pulls both servers up at once, each image pulled from them in turn
+               (A B B A ..., PAIRS times each): the pull wall figures and their
+               ratio, the median of the per-pair ratios
   manifest GET wrk -t2 -c32 -d10s (req/s, p99)
   blob GET     the same load on one 4 MiB layer (MiB/s)
   1 GiB push   one 1 GiB blob streamed in a single POST (peak RSS of the server)
@@ -17,7 +22,8 @@ ratios nora/peer, the target, and whether it holds.
 
 Usage: bench.py --nora BIN --peer BIN --peer-config YML [--rounds N] [--json OUT]
 Env: BENCH_BIG (MiB, 256), BENCH_MULTI (layers, 20), BENCH_WRK_SECONDS (10),
-     BENCH_HUGE (MiB, 1024), BENCH_WORK (scratch dir, /tmp/nora-bench).
+     BENCH_HUGE (MiB, 1024), BENCH_PULL_PAIRS (6), BENCH_WORK (scratch dir,
+     /tmp/nora-bench).
 """
 import argparse, gzip, hashlib, http.client, io, json, os, re, shutil, signal, socket
 import statistics, subprocess, sys, tarfile, time
@@ -27,6 +33,7 @@ BIG_MIB = int(os.environ.get("BENCH_BIG", "256"))
 MULTI = int(os.environ.get("BENCH_MULTI", "20"))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 HUGE_MIB = int(os.environ.get("BENCH_HUGE", "1024"))
+PAIRS = int(os.environ.get("BENCH_PULL_PAIRS", "6"))
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -242,7 +249,7 @@ def one_run(server, images, huge):
         for i in range(5):
             dst = os.path.join(WORK, "pull"); shutil.rmtree(dst, ignore_errors=True)
             runs.append(skopeo(f"docker://{server.url()}/bench/{name}:v1", f"dir:{dst}"))
-        m[f"pull_{name}_s"] = statistics.median(runs)
+        m[f"pull_{name}_solo_s"] = statistics.median(runs)
     m["pull_cpu_s"] = server.cpu() - cpu
     peaks.append(server.status("VmHWM"))
 
@@ -264,6 +271,40 @@ def one_run(server, images, huge):
     return m
 
 
+def paired_pulls(servers, images):
+    """Pull wall times with both servers up at once and the pulls interleaved.
+
+    A pull is skopeo's work almost whole (hashing, writing and fsyncing what it
+    reads; the server's share is a tenth of its CPU), so the two servers are a
+    few percent apart at most, while this host drifts by 20-30% between the
+    minutes one server's run and the other's take. Pulling from the two in
+    turn (A B B A ...) puts every pair in the same seconds, and the ratio of
+    each pair cancels the drift. Returns ({kind: {metric: median}},
+    {metric: median of the per-pair ratios nora/peer})."""
+    for s in servers.values():
+        s.start()
+    try:
+        for s in servers.values():
+            for name in ("big", "multi"):
+                skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1")
+        os.sync()
+        medians, ratios = {"nora": {}, "peer": {}}, {}
+        for name in ("big", "multi"):
+            key, times = f"pull_{name}_s", {"nora": [], "peer": []}
+            for i in range(PAIRS):
+                for kind in (("nora", "peer") if i % 2 == 0 else ("peer", "nora")):
+                    dst = os.path.join(WORK, "pull"); shutil.rmtree(dst, ignore_errors=True)
+                    times[kind].append(skopeo(f"docker://{servers[kind].url()}/bench/{name}:v1", f"dir:{dst}"))
+            for kind, t in times.items():
+                medians[kind][key] = statistics.median(t)
+            ratios[key] = statistics.median(a / b for a, b in zip(times["nora"], times["peer"]))
+        return medians, ratios
+    finally:
+        for s in servers.values():
+            s.stop()
+            shutil.rmtree(s.data, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- report
 
 # (metric, label, target ratio or absolute check, lower is better)
@@ -282,7 +323,16 @@ ROWS = [
     ("peak_rss_mib", "peak RSS, all phases (MiB)", ("abs<", 40)),
     ("huge_push_peak_rss_mib", f"peak RSS, {HUGE_MIB} MiB blob push (MiB)", ("abs<", 40)),
     ("huge_push_s", f"push 1 blob of {HUGE_MIB} MiB (s)", None),
+    ("pull_big_solo_s", f"pull 1 x {BIG_MIB} MiB, runs apart (s)", None),
+    ("pull_multi_solo_s", f"pull {MULTI} x 4 MiB, runs apart (s)", None),
 ]
+
+
+def round_ratio(run, key):
+    """nora/peer inside one round: the paired pulls' own ratio where there is one."""
+    if key in run.get("pair_ratio", {}):
+        return run["pair_ratio"][key]
+    return run["nora"][key] / run["peer"][key] if run["peer"][key] else None
 
 
 def report(runs):
@@ -292,7 +342,7 @@ def report(runs):
     for key, label, target in ROWS:
         ours = statistics.median(r["nora"][key] for r in runs)
         peer = statistics.median(r["peer"][key] for r in runs)
-        ratio = statistics.median(r["nora"][key] / r["peer"][key] for r in runs if r["peer"][key])
+        ratio = statistics.median(x for x in (round_ratio(r, key) for r in runs) if x is not None)
         verdict, tdesc = "", ""
         if target:
             kind, v = target
@@ -346,6 +396,10 @@ def main():
                 r[name] = one_run(servers[name], images, huge)
             finally:
                 servers[name].stop()
+        print(f"round {rnd + 1}/{a.rounds}: paired pulls ...", file=sys.stderr)
+        medians, r["pair_ratio"] = paired_pulls(servers, images)
+        for name in ("nora", "peer"):
+            r[name].update(medians[name])
         runs.append(r)
     ok = report(runs)
     if a.json:
