@@ -280,7 +280,8 @@ def paired_pulls(servers, images):
     minutes one server's run and the other's take. Pulling from the two in
     turn (A B B A ...) puts every pair in the same seconds, and the ratio of
     each pair cancels the drift. Returns ({kind: {metric: median}},
-    {metric: median of the per-pair ratios nora/peer})."""
+    {metric: median of the per-pair ratios nora/peer},
+    {metric: {kind: [every pull's wall time, in pair order]}})."""
     for s in servers.values():
         s.start()
     try:
@@ -288,7 +289,7 @@ def paired_pulls(servers, images):
             for name in ("big", "multi"):
                 skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1")
         os.sync()
-        medians, ratios = {"nora": {}, "peer": {}}, {}
+        medians, ratios, raw = {"nora": {}, "peer": {}}, {}, {}
         for name in ("big", "multi"):
             key, times = f"pull_{name}_s", {"nora": [], "peer": []}
             for i in range(PAIRS):
@@ -298,7 +299,8 @@ def paired_pulls(servers, images):
             for kind, t in times.items():
                 medians[kind][key] = statistics.median(t)
             ratios[key] = statistics.median(a / b for a, b in zip(times["nora"], times["peer"]))
-        return medians, ratios
+            raw[key] = times
+        return medians, ratios, raw
     finally:
         for s in servers.values():
             s.stop()
@@ -356,7 +358,22 @@ def report(runs):
             ok_all &= ok
         fmt = (lambda x: f"{x:,.0f}") if ours >= 100 else (lambda x: f"{x:.2f}")
         print(f"| {label} | {fmt(ours)} | {fmt(peer)} | {ratio:.2f} | {tdesc} | {verdict} |")
+    pooled_pairs(runs)
     return ok_all
+
+
+def pooled_pairs(runs):
+    """Every pull pair of every round together: one pair varies by about 10%,
+    so a difference of a few percent shows only in the mean over many pairs,
+    with its standard error."""
+    for key in ("pull_big_s", "pull_multi_s"):
+        ratios = [a / b for r in runs if "pairs" in r
+                  for a, b in zip(r["pairs"][key]["nora"], r["pairs"][key]["peer"])]
+        if len(ratios) < 2:
+            continue
+        mean, sd = statistics.mean(ratios), statistics.stdev(ratios)
+        print(f"\n{key}: {len(ratios)} pairs, ratio median {statistics.median(ratios):.3f}, "
+              f"mean {mean:.3f} +- {sd / len(ratios) ** 0.5:.3f} (standard error; sd {sd:.3f})")
 
 
 def main():
@@ -397,7 +414,7 @@ def main():
             finally:
                 servers[name].stop()
         print(f"round {rnd + 1}/{a.rounds}: paired pulls ...", file=sys.stderr)
-        medians, r["pair_ratio"] = paired_pulls(servers, images)
+        medians, r["pair_ratio"], r["pairs"] = paired_pulls(servers, images)
         for name in ("nora", "peer"):
             r[name].update(medians[name])
         runs.append(r)
