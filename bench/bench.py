@@ -6,13 +6,14 @@ on fresh storage and is measured:
   startup      spawn -> first `GET /v2/` answered (median of 5 starts)
   idle RSS     VmRSS 2 s after startup
   push         skopeo copy of a 1 x 256 MiB image and of a 20 x 4 MiB image
-               (wall each; server CPU and peak RSS over the phase)
+               (server CPU and peak RSS over the phase; its wall times are
+               shown as "runs apart", without a target)
   pull         the same images into a fresh dir: target, median of 5 (server
-               CPU and peak RSS over the phase; its wall times are shown as
-               "runs apart", without a target)
-  paired pulls both servers up at once, each image pulled from them in turn
-               (A B B A ..., PAIRS times each): the pull wall figures and their
-               ratio, the median of the per-pair ratios
+               CPU and peak RSS over the phase; wall times "runs apart" too)
+  in turn      after both runs: each image pushed to the two servers in turn
+               (A B B A ..., PAIRS times each, each push onto empty storage),
+               then pulled from them in turn: the push and pull wall figures
+               and their ratio, the median of the per-pair ratios
   manifest GET wrk -t2 -c32 -d10s (req/s, p99)
   blob GET     the same load on one 4 MiB layer (MiB/s)
   1 GiB push   one 1 GiB blob streamed in a single POST (peak RSS of the server)
@@ -22,7 +23,7 @@ ratios nora/peer, the target, and whether it holds.
 
 Usage: bench.py --nora BIN --peer BIN --peer-config YML [--rounds N] [--json OUT]
 Env: BENCH_BIG (MiB, 256), BENCH_MULTI (layers, 20), BENCH_WRK_SECONDS (10),
-     BENCH_HUGE (MiB, 1024), BENCH_PULL_PAIRS (6), BENCH_WORK (scratch dir,
+     BENCH_HUGE (MiB, 1024), BENCH_PAIRS (6), BENCH_WORK (scratch dir,
      /tmp/nora-bench).
 """
 import argparse, gzip, hashlib, http.client, io, json, os, re, shutil, signal, socket
@@ -33,7 +34,7 @@ BIG_MIB = int(os.environ.get("BENCH_BIG", "256"))
 MULTI = int(os.environ.get("BENCH_MULTI", "20"))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 HUGE_MIB = int(os.environ.get("BENCH_HUGE", "1024"))
-PAIRS = int(os.environ.get("BENCH_PULL_PAIRS", "6"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "6"))
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -239,7 +240,7 @@ def one_run(server, images, huge):
 
     cpu = server.phase()
     for name in ("big", "multi"):
-        m[f"push_{name}_s"] = skopeo(f"oci:{images[name]}:v1", f"docker://{server.url()}/bench/{name}:v1")
+        m[f"push_{name}_solo_s"] = skopeo(f"oci:{images[name]}:v1", f"docker://{server.url()}/bench/{name}:v1")
     m["push_cpu_s"] = server.cpu() - cpu
     peaks.append(server.status("VmHWM"))
 
@@ -271,40 +272,50 @@ def one_run(server, images, huge):
     return m
 
 
-def paired_pulls(servers, images):
-    """Pull wall times with both servers up at once and the pulls interleaved.
+def turns():
+    """A B B A ...: PAIRS turns each, every pair in the same seconds."""
+    for i in range(PAIRS):
+        yield from (("nora", "peer") if i % 2 == 0 else ("peer", "nora"))
 
-    A pull is skopeo's work almost whole (hashing, writing and fsyncing what it
-    reads; the server's share is a tenth of its CPU), so the two servers are a
-    few percent apart at most, while this host drifts by 20-30% between the
-    minutes one server's run and the other's take. Pulling from the two in
-    turn (A B B A ...) puts every pair in the same seconds, and the ratio of
-    each pair cancels the drift. Returns ({kind: {metric: median}},
+
+def paired(servers, images):
+    """Push and pull wall times taken in turn from the two servers.
+
+    A push or a pull is mostly skopeo's work (hashing, writing and, for a
+    pull, fsyncing what it reads; the server's share is a tenth of its CPU),
+    so two good servers are a few percent apart, while this host drifts by
+    20-30% between the minutes one server's run and the other's take. Taking
+    the two in turn puts every pair in the same seconds, and the ratio of
+    each pair cancels the drift. Each push goes to its server restarted on
+    empty storage (so every byte is uploaded), after a sync (so neither
+    inherits the other's writeback). Returns ({kind: {metric: median}},
     {metric: median of the per-pair ratios nora/peer},
-    {metric: {kind: [every pull's wall time, in pair order]}})."""
-    for s in servers.values():
-        s.start()
+    {metric: {kind: [every wall time, in pair order]}})."""
+    raw = {}
     try:
+        for name in ("big", "multi"):
+            times = raw[f"push_{name}_s"] = {"nora": [], "peer": []}
+            for kind in turns():
+                s = servers[kind]
+                s.stop(); s.start(); os.sync()
+                times[kind].append(skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1"))
         for s in servers.values():
+            s.stop(); s.start()
             for name in ("big", "multi"):
                 skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1")
         os.sync()
-        medians, ratios, raw = {"nora": {}, "peer": {}}, {}, {}
         for name in ("big", "multi"):
-            key, times = f"pull_{name}_s", {"nora": [], "peer": []}
-            for i in range(PAIRS):
-                for kind in (("nora", "peer") if i % 2 == 0 else ("peer", "nora")):
-                    dst = os.path.join(WORK, "pull"); shutil.rmtree(dst, ignore_errors=True)
-                    times[kind].append(skopeo(f"docker://{servers[kind].url()}/bench/{name}:v1", f"dir:{dst}"))
-            for kind, t in times.items():
-                medians[kind][key] = statistics.median(t)
-            ratios[key] = statistics.median(a / b for a, b in zip(times["nora"], times["peer"]))
-            raw[key] = times
-        return medians, ratios, raw
+            times = raw[f"pull_{name}_s"] = {"nora": [], "peer": []}
+            for kind in turns():
+                dst = os.path.join(WORK, "pull"); shutil.rmtree(dst, ignore_errors=True)
+                times[kind].append(skopeo(f"docker://{servers[kind].url()}/bench/{name}:v1", f"dir:{dst}"))
     finally:
         for s in servers.values():
             s.stop()
             shutil.rmtree(s.data, ignore_errors=True)
+    medians = {kind: {key: statistics.median(t[kind]) for key, t in raw.items()} for kind in ("nora", "peer")}
+    ratios = {key: statistics.median(a / b for a, b in zip(t["nora"], t["peer"])) for key, t in raw.items()}
+    return medians, ratios, raw
 
 
 # ---------------------------------------------------------------- report
@@ -325,13 +336,15 @@ ROWS = [
     ("peak_rss_mib", "peak RSS, all phases (MiB)", ("abs<", 40)),
     ("huge_push_peak_rss_mib", f"peak RSS, {HUGE_MIB} MiB blob push (MiB)", ("abs<", 40)),
     ("huge_push_s", f"push 1 blob of {HUGE_MIB} MiB (s)", None),
+    ("push_big_solo_s", f"push 1 x {BIG_MIB} MiB, runs apart (s)", None),
+    ("push_multi_solo_s", f"push {MULTI} x 4 MiB, runs apart (s)", None),
     ("pull_big_solo_s", f"pull 1 x {BIG_MIB} MiB, runs apart (s)", None),
     ("pull_multi_solo_s", f"pull {MULTI} x 4 MiB, runs apart (s)", None),
 ]
 
 
 def round_ratio(run, key):
-    """nora/peer inside one round: the paired pulls' own ratio where there is one."""
+    """nora/peer inside one round: the pairs' own ratio where there is one."""
     if key in run.get("pair_ratio", {}):
         return run["pair_ratio"][key]
     return run["nora"][key] / run["peer"][key] if run["peer"][key] else None
@@ -366,7 +379,7 @@ def pooled_pairs(runs):
     """Every pull pair of every round together: one pair varies by about 10%,
     so a difference of a few percent shows only in the mean over many pairs,
     with its standard error."""
-    for key in ("pull_big_s", "pull_multi_s"):
+    for key in ("push_big_s", "push_multi_s", "pull_big_s", "pull_multi_s"):
         ratios = [a / b for r in runs if "pairs" in r
                   for a, b in zip(r["pairs"][key]["nora"], r["pairs"][key]["peer"])]
         if len(ratios) < 2:
@@ -413,8 +426,8 @@ def main():
                 r[name] = one_run(servers[name], images, huge)
             finally:
                 servers[name].stop()
-        print(f"round {rnd + 1}/{a.rounds}: paired pulls ...", file=sys.stderr)
-        medians, r["pair_ratio"], r["pairs"] = paired_pulls(servers, images)
+        print(f"round {rnd + 1}/{a.rounds}: pushes and pulls in turn ...", file=sys.stderr)
+        medians, r["pair_ratio"], r["pairs"] = paired(servers, images)
         for name in ("nora", "peer"):
             r[name].update(medians[name])
         runs.append(r)

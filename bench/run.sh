@@ -3,7 +3,7 @@
 # in alternating rounds. Usage: bench/run.sh [ROUNDS]   (default 3)
 # Knobs (env): BENCH_BIG=256 (MiB), BENCH_MULTI=20 (4 MiB layers),
 #   BENCH_WRK_SECONDS=10, BENCH_HUGE=1024 (MiB, the single-blob push),
-#   BENCH_PULL_PAIRS=6 (interleaved pulls per server and image),
+#   BENCH_PAIRS=6 (pushes and pulls in turn, per server and image),
 #   BENCH_WORK=/tmp/nora-bench (scratch: images are built once and kept),
 #   BENCH_JSON=FILE (raw figures), CARGO_TARGET_DIR (default ~/.cache/nora-target).
 # Exit 0 when every target holds, 3 when one is missed.
