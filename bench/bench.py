@@ -181,6 +181,10 @@ class Server:
 
 # ---------------------------------------------------------------- measurements
 
+def push(image, server, name):
+    return skopeo(f"oci:{image}:v1", f"docker://{server.url()}/bench/{name}:v1")
+
+
 def skopeo(src, dst):
     t = time.perf_counter()
     subprocess.run(["skopeo", "copy", "-q", "--insecure-policy", "--src-tls-verify=false",
@@ -240,7 +244,7 @@ def one_run(server, images, huge):
 
     cpu = server.phase()
     for name in ("big", "multi"):
-        m[f"push_{name}_solo_s"] = skopeo(f"oci:{images[name]}:v1", f"docker://{server.url()}/bench/{name}:v1")
+        m[f"push_{name}_solo_s"] = push(images[name], server, name)
     m["push_cpu_s"] = server.cpu() - cpu
     peaks.append(server.status("VmHWM"))
 
@@ -298,11 +302,11 @@ def paired(servers, images):
             for kind in turns():
                 s = servers[kind]
                 s.stop(); s.start(); os.sync()
-                times[kind].append(skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1"))
+                times[kind].append(push(images[name], s, name))
         for s in servers.values():
             s.stop(); s.start()
             for name in ("big", "multi"):
-                skopeo(f"oci:{images[name]}:v1", f"docker://{s.url()}/bench/{name}:v1")
+                push(images[name], s, name)
         os.sync()
         for name in ("big", "multi"):
             times = raw[f"pull_{name}_s"] = {"nora": [], "peer": []}
@@ -314,7 +318,7 @@ def paired(servers, images):
             s.stop()
             shutil.rmtree(s.data, ignore_errors=True)
     medians = {kind: {key: statistics.median(t[kind]) for key, t in raw.items()} for kind in ("nora", "peer")}
-    ratios = {key: statistics.median(a / b for a, b in zip(t["nora"], t["peer"])) for key, t in raw.items()}
+    ratios = {key: statistics.median(pair_ratios(t)) for key, t in raw.items()}
     return medians, ratios, raw
 
 
@@ -375,13 +379,17 @@ def report(runs):
     return ok_all
 
 
+def pair_ratios(times):
+    """nora/peer of each pair, from {kind: [wall times in pair order]}."""
+    return [a / b for a, b in zip(times["nora"], times["peer"])]
+
+
 def pooled_pairs(runs):
-    """Every pull pair of every round together: one pair varies by about 10%,
-    so a difference of a few percent shows only in the mean over many pairs,
-    with its standard error."""
-    for key in ("push_big_s", "push_multi_s", "pull_big_s", "pull_multi_s"):
-        ratios = [a / b for r in runs if "pairs" in r
-                  for a, b in zip(r["pairs"][key]["nora"], r["pairs"][key]["peer"])]
+    """Every pair of every round together: one pair varies by about 10%, so a
+    difference of a few percent shows only in the mean over many pairs, with
+    its standard error."""
+    for key in runs[0].get("pairs", {}) if runs else ():
+        ratios = [x for r in runs for x in pair_ratios(r["pairs"][key])]
         if len(ratios) < 2:
             continue
         mean, sd = statistics.mean(ratios), statistics.stdev(ratios)
