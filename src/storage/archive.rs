@@ -102,11 +102,7 @@ pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
     let mut trash = Vec::new();
     transfer::walk(s, layout::GC_TRASH, &mut trash).await?;
     for key in trash {
-        let rest = &key[layout::GC_TRASH.len() + 1..];
-        let Some(d) = rest
-            .split_once('/')
-            .and_then(|(alg, hex)| format!("{alg}:{hex}").parse().ok())
-        else {
+        let Some(d) = layout::parse_trash(&key) else {
             continue;
         };
         let target = layout::blob(&d);
@@ -138,10 +134,7 @@ pub fn write(
         let (archived, digest) = match layout::parse_blob(key) {
             Some(d) => (key.clone(), d),
             None => {
-                let rest = &key[layout::GC_TRASH.len() + 1..];
-                let d = rest
-                    .split_once('/')
-                    .and_then(|(a, h)| format!("{a}:{h}").parse().ok())
+                let d = layout::parse_trash(key)
                     .ok_or_else(|| io::Error::other(format!("bad trash key {key}")))?;
                 (layout::blob(&d), d)
             }
@@ -332,4 +325,39 @@ pub fn restore(
         return Err(io::Error::other("empty archive"));
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::digest::{Algorithm, Digest};
+    use crate::storage::fs::FsStorage;
+    use crate::storage::once;
+
+    /// A blob a killed gc left in its trash is backed up and restored under
+    /// its blob key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trashed_blob_comes_back_under_its_blob_key() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src: Arc<dyn Storage> = Arc::new(FsStorage::open(a.path(), false).unwrap());
+        let dst: Arc<dyn Storage> = Arc::new(FsStorage::open(b.path(), false).unwrap());
+        let bytes = Bytes::from_static(b"left in the trash");
+        let d = Digest::of(Algorithm::Sha256, &bytes);
+        src.put(&layout::trash(&d), once(bytes.clone()))
+            .await
+            .unwrap();
+
+        let snap = snapshot(src.as_ref()).await.unwrap();
+        let (rt, none): (Handle, Progress) = (Handle::current(), Arc::new(|_| {}));
+        let tar = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            write(src, snap, &mut out, rt.clone(), none.clone())?;
+            restore(dst.clone(), &out[..], rt, none, false)?;
+            Ok::<_, io::Error>(dst)
+        });
+        let dst = tar.await.unwrap().unwrap();
+        let got = dst.read_small(&layout::blob(&d), 1024).await.unwrap();
+        assert_eq!(got, bytes);
+        assert!(dst.stat(&layout::trash(&d)).await.unwrap().is_none());
+    }
 }

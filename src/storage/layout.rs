@@ -201,3 +201,28 @@ pub fn gc_hold(id: &str) -> String {
 pub fn trash(d: &Digest) -> String {
     format!("{GC_TRASH}/{}/{}", d.algorithm(), d.hex())
 }
+
+/// The digest a trash key holds the bytes of (`trash`, reversed).
+pub fn parse_trash(key: &str) -> Option<Digest> {
+    let (alg, hex) = key
+        .strip_prefix(GC_TRASH)?
+        .strip_prefix('/')?
+        .split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_and_trash_keys_parse_back() {
+        let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!(parse_blob(&blob(&d)), Some(d.clone()));
+        assert_eq!(parse_trash(&trash(&d)), Some(d.clone()));
+        assert_eq!(parse_trash(&blob(&d)), None);
+        assert_eq!(parse_trash("gc/trash"), None);
+        assert_eq!(parse_trash("gc/trash/sha256/zz"), None);
+        assert_eq!(parse_trash("gc/trashé/sha256/x"), None);
+    }
+}
