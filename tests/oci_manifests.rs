@@ -4,11 +4,13 @@
 
 mod common;
 
+use base64::{Engine as _, engine::general_purpose::STANDARD};
 use common::{
     Client, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Server,
     image_manifest, oci_error, sha256,
 };
 use serde_json::json;
+use sha2::{Digest as _, Sha512};
 
 async fn get(c: &Client, repo: &str, reference: &str, accept: &str) -> reqwest::Response {
     c.http
@@ -318,4 +320,47 @@ async fn delete_by_tag_and_by_digest() {
         .await
         .unwrap();
     assert_eq!(oci_error(r).await, (404, "BLOB_UNKNOWN".into()));
+}
+
+/// Shapes the OCI conformance suite pushes that the kinds above do not: an
+/// empty index, an index addressed by its sha512 digest, and an image manifest
+/// just under the 4 MiB limit whose config descriptor embeds its bytes in
+/// `data` and whose body carries a field no spec defines. Each is stored and
+/// served byte for byte.
+#[tokio::test]
+async fn empty_sha512_and_near_limit_manifests() {
+    let server = Server::start();
+    let c = server.client();
+    let empty = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []
+    }))
+    .unwrap();
+    round_trip(&c, "m/shapes", "empty-index", OCI_INDEX, &empty).await;
+
+    let d512 = format!("sha512:{}", hex::encode(Sha512::digest(&empty)));
+    let r = c.put_manifest("m/shapes", &d512, OCI_INDEX, &empty).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(r.headers()["docker-content-digest"], d512.as_str());
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/v2/m/shapes/manifests/{d512}")
+    );
+    let r = get(&c, "m/shapes", &d512, OCI_INDEX).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["docker-content-digest"], d512.as_str());
+    assert_eq!(r.bytes().await.unwrap(), empty);
+
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cd = c.push_blob("m/shapes", config).await;
+    let body = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": config.len(),
+                   "data": STANDARD.encode(config)},
+        "layers": [],
+        "newUnspecifiedField": {"kept": [1, 2, null]},
+        "annotations": {"padding": "a".repeat(4 * 1024 * 1024 - 2_000)},
+    }))
+    .unwrap();
+    assert!((4 * 1024 * 1024 - 4_096..=4 * 1024 * 1024).contains(&body.len()));
+    round_trip(&c, "m/shapes", "near-limit", OCI_MANIFEST, &body).await;
 }

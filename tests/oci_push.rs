@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, Server, oci_error, sha256};
+use sha2::{Digest as _, Sha512};
 
 async fn start_session(c: &Client, repo: &str) -> String {
     let r = c
@@ -351,4 +352,92 @@ async fn an_upload_session_survives_a_restart() {
         .await
         .unwrap();
     assert_eq!(sha256(&r.bytes().await.unwrap()), d);
+}
+
+/// The empty blob (the digest of zero bytes) is a blob like any other: the
+/// conformance suite pushes it, and artifacts use it as their config.
+#[tokio::test]
+async fn an_empty_blob_is_stored_and_served() {
+    let server = Server::start();
+    let c = server.client();
+    let d = sha256(b"");
+    let loc = start_session(&c, "push/empty").await;
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    for method in [reqwest::Method::HEAD, reqwest::Method::GET] {
+        let r = c
+            .http
+            .request(method.clone(), c.u(&format!("/v2/push/empty/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{method}");
+        assert_eq!(r.headers()["content-length"], "0", "{method}");
+        assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+        assert!(r.bytes().await.unwrap().is_empty());
+    }
+}
+
+/// `?digest-algorithm=sha512` opens a session whose chunks are hashed with
+/// sha512; an algorithm nora does not know is refused before any byte moves.
+#[tokio::test]
+async fn a_chunked_sha512_upload_named_by_digest_algorithm() {
+    let server = Server::start();
+    let c = server.client();
+    let data: Vec<u8> = (0..3_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let d = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
+    let r = c
+        .http
+        .post(c.u("/v2/push/512/blobs/uploads/?digest-algorithm=sha512"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut loc = c.loc(r.headers()["location"].to_str().unwrap());
+    for (start, end) in [(0usize, 1_499usize), (1_500, 2_999)] {
+        let r = c
+            .http
+            .patch(&loc)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{start}-{end}"))
+            .body(data[start..=end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(r.headers()["range"], format!("0-{end}").as_str());
+        loc = c.loc(r.headers()["location"].to_str().unwrap());
+    }
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .http
+        .put(format!("{loc}{sep}digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/push/512/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), data);
+
+    let r = c
+        .http
+        .post(c.u("/v2/push/512/blobs/uploads/?digest-algorithm=md5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
 }
