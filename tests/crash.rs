@@ -95,10 +95,9 @@ async fn kill_9_during_a_1gib_push_loses_nothing() {
     let big = digest_of(7, GIB);
     let loc = start_upload(&c, "crash/big").await;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let push = tokio::spawn({
         let c = c.clone();
-        let url = format!("{loc}{sep}digest={big}");
+        let url = closing_url(&loc, &big);
         async move { c.http.put(url).body(body(7, GIB, Some(tx))).send().await }
     });
     rx.await.unwrap();
@@ -135,10 +134,9 @@ async fn kill_9_during_a_1gib_push_loses_nothing() {
 
     // The client pushes again, and this time it completes.
     let loc = start_upload(&c, "crash/big").await;
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
         .http
-        .put(format!("{loc}{sep}digest={big}"))
+        .put(closing_url(&loc, &big))
         .body(body(7, GIB, None))
         .send()
         .await

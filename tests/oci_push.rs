@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, oci_error, sha256};
+use common::{Client, Server, closing_url, oci_error, sha256};
 use sha2::{Digest as _, Sha512};
 
 async fn start_session(c: &Client, repo: &str) -> String {
@@ -22,6 +22,32 @@ async fn start_session(c: &Client, repo: &str) -> String {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert!(loc.contains(&format!("/v2/{repo}/blobs/uploads/")), "{loc}");
     c.loc(&loc)
+}
+
+/// Sends `data[start..=end]` for each range as one PATCH with its
+/// `Content-Range`, checks each answer (202, `Range: 0-<end>`), and returns
+/// the session's location after the last.
+async fn patch_chunks(
+    c: &Client,
+    mut loc: String,
+    data: &[u8],
+    ranges: &[(usize, usize)],
+) -> String {
+    for &(start, end) in ranges {
+        let r = c
+            .http
+            .patch(&loc)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{start}-{end}"))
+            .body(data[start..=end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(r.headers()["range"], format!("0-{end}").as_str());
+        loc = c.loc(r.headers()["location"].to_str().unwrap());
+    }
+    loc
 }
 
 async fn blob_status(c: &Client, repo: &str, d: &str) -> u16 {
@@ -41,10 +67,9 @@ async fn post_then_put_monolithic() {
     let data = b"post then put";
     let d = sha256(data);
     let loc = start_session(&c, "push/mono").await;
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
         .http
-        .put(format!("{loc}{sep}digest={d}"))
+        .put(closing_url(&loc, &d))
         .header("Content-Type", "application/octet-stream")
         .body(data.to_vec())
         .send()
@@ -87,22 +112,8 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     let c = server.client();
     let data: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let d = sha256(&data);
-    let mut loc = start_session(&c, "push/chunks").await;
-    for (start, end) in [(0usize, 9_999usize), (10_000, 19_999)] {
-        let r = c
-            .http
-            .patch(&loc)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", format!("{start}-{end}"))
-            .header("Content-Length", (end - start + 1).to_string())
-            .body(data[start..=end].to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        assert_eq!(r.headers()["range"], format!("0-{end}").as_str());
-        loc = c.loc(r.headers()["location"].to_str().unwrap());
-    }
+    let loc = start_session(&c, "push/chunks").await;
+    let loc = patch_chunks(&c, loc, &data, &[(0, 9_999), (10_000, 19_999)]).await;
     // Status: 204 with what arrived so far.
     let r = c.http.get(&loc).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -120,10 +131,9 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
         .unwrap();
     assert_eq!(r.status(), 416);
     // The session is intact: finish with the last chunk in the PUT.
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
         .http
-        .put(format!("{loc}{sep}digest={d}"))
+        .put(closing_url(&loc, &d))
         .header("Content-Range", "20000-29999")
         .body(data[20_000..].to_vec())
         .send()
@@ -196,10 +206,9 @@ async fn digest_mismatch_stores_nothing() {
     assert_eq!(blob_status(&c, "push/bad", &actual).await, 404);
 
     let loc = start_session(&c, "push/bad").await;
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
         .http
-        .put(format!("{loc}{sep}digest={claimed}"))
+        .put(closing_url(&loc, &claimed))
         .body(b"other bytes".to_vec())
         .send()
         .await
@@ -337,13 +346,7 @@ async fn an_upload_session_survives_a_restart() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let loc = c.loc(r.headers()["location"].to_str().unwrap());
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
-        .http
-        .put(format!("{loc}{sep}digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.http.put(closing_url(&loc, &d)).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let r = c
         .http
@@ -362,13 +365,7 @@ async fn an_empty_blob_is_stored_and_served() {
     let c = server.client();
     let d = sha256(b"");
     let loc = start_session(&c, "push/empty").await;
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
-        .http
-        .put(format!("{loc}{sep}digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.http.put(closing_url(&loc, &d)).send().await.unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     assert_eq!(r.headers()["docker-content-digest"], d.as_str());
     for method in [reqwest::Method::HEAD, reqwest::Method::GET] {
@@ -400,28 +397,9 @@ async fn a_chunked_sha512_upload_named_by_digest_algorithm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let mut loc = c.loc(r.headers()["location"].to_str().unwrap());
-    for (start, end) in [(0usize, 1_499usize), (1_500, 2_999)] {
-        let r = c
-            .http
-            .patch(&loc)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", format!("{start}-{end}"))
-            .body(data[start..=end].to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        assert_eq!(r.headers()["range"], format!("0-{end}").as_str());
-        loc = c.loc(r.headers()["location"].to_str().unwrap());
-    }
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
-        .http
-        .put(format!("{loc}{sep}digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let loc = c.loc(r.headers()["location"].to_str().unwrap());
+    let loc = patch_chunks(&c, loc, &data, &[(0, 1_499), (1_500, 2_999)]).await;
+    let r = c.http.put(closing_url(&loc, &d)).send().await.unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     assert_eq!(r.headers()["docker-content-digest"], d.as_str());
     let r = c

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::s3::{Kind, S3Server};
-use common::{Client, Server, oci_error, push_like_a_client, sha256, verify_pull};
+use common::{Client, Server, closing_url, oci_error, push_like_a_client, sha256, verify_pull};
 
 fn env_of(s3: &S3Server, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut env = s3.env("registry");
@@ -111,10 +111,9 @@ async fn two_instances_on_one_bucket_are_one_registry() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let d = sha256(&blob);
-    let sep = if path.contains('?') { '&' } else { '?' };
     let r = b
         .http
-        .put(b.u(&format!("{path}{sep}digest={d}")))
+        .put(b.u(&closing_url(&path, &d)))
         .send()
         .await
         .unwrap();

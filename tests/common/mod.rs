@@ -130,6 +130,12 @@ impl Drop for Server {
     }
 }
 
+/// An upload session's location with `digest=` added, the URL that closes it.
+pub fn closing_url(location: &str, digest: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
 pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
