@@ -7,10 +7,9 @@ mod common;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use common::{
     Client, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Server,
-    image_manifest, oci_error, sha256,
+    image_manifest, oci_error, sha256, sha512,
 };
 use serde_json::json;
-use sha2::{Digest as _, Sha512};
 
 async fn get(c: &Client, repo: &str, reference: &str, accept: &str) -> reqwest::Response {
     c.http
@@ -337,7 +336,7 @@ async fn empty_sha512_and_near_limit_manifests() {
     .unwrap();
     round_trip(&c, "m/shapes", "empty-index", OCI_INDEX, &empty).await;
 
-    let d512 = format!("sha512:{}", hex::encode(Sha512::digest(&empty)));
+    let d512 = sha512(&empty);
     let r = c.put_manifest("m/shapes", &d512, OCI_INDEX, &empty).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     assert_eq!(r.headers()["docker-content-digest"], d512.as_str());

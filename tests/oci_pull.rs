@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{OCI_MANIFEST, Server, oci_error, sha256};
-use sha2::{Digest as _, Sha512};
+use common::{OCI_MANIFEST, Server, oci_error, sha256, sha512};
 
 #[tokio::test]
 async fn base_endpoint_announces_the_api_version() {
@@ -202,7 +201,7 @@ async fn sha512_blobs() {
     let server = Server::start();
     let c = server.client();
     let data = b"a blob addressed by sha512";
-    let d = format!("sha512:{}", hex::encode(Sha512::digest(data)));
+    let d = sha512(data);
     let r = c
         .http
         .post(c.u(&format!("/v2/pull/512/blobs/uploads/?digest={d}")))

@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, closing_url, oci_error, sha256};
-use sha2::{Digest as _, Sha512};
+use common::{Client, Server, closing_url, oci_error, sha256, sha512};
 
 async fn start_session(c: &Client, repo: &str) -> String {
     let r = c
@@ -389,7 +388,7 @@ async fn a_chunked_sha512_upload_named_by_digest_algorithm() {
     let server = Server::start();
     let c = server.client();
     let data: Vec<u8> = (0..3_000u32).map(|i| (i * 13 % 256) as u8).collect();
-    let d = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
+    let d = sha512(&data);
     let r = c
         .http
         .post(c.u("/v2/push/512/blobs/uploads/?digest-algorithm=sha512"))

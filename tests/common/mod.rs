@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 pub mod s3;
 
@@ -138,6 +138,10 @@ pub fn closing_url(location: &str, digest: &str) -> String {
 
 pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+pub fn sha512(data: &[u8]) -> String {
+    format!("sha512:{}", hex::encode(Sha512::digest(data)))
 }
 
 /// A thin OCI client over reqwest.
