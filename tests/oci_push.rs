@@ -256,6 +256,47 @@ async fn a_monolithic_upload_cut_off_leaves_no_session() {
     assert_eq!(blob_status(&c, "push/cut", &d).await, 404);
 }
 
+/// A PATCH whose body ends before its Content-Length (the client half-closed
+/// the connection): the request's fault, so 400 BLOB_UPLOAD_INVALID rather
+/// than a 500 and an ERROR "storage error" in the log; none of its bytes
+/// count, and the session goes on from where it was.
+#[tokio::test]
+async fn a_patch_cut_short_is_a_400_and_the_session_goes_on() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start();
+    let c = server.client();
+    let loc = start_session(&c, "push/short").await;
+    let path = loc.trim_start_matches(&c.url);
+    let addr = c.addr();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    conn.write_all(&[7u8; 1000]).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("BLOB_UPLOAD_INVALID"), "{answer}");
+
+    let r = c.http.get(&loc).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-0");
+    let data = vec![9u8; 5000];
+    let loc = patch_chunks(&c, loc, &data, &[(0, 4999)]).await;
+    let d = sha256(&data);
+    let r = c.http.put(closing_url(&loc, &d)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        !server.log_text().contains("storage error"),
+        "{}",
+        server.log_text()
+    );
+}
+
 #[tokio::test]
 async fn cross_repository_mount() {
     let server = Server::start();

@@ -104,7 +104,13 @@ impl RegistryError {
 impl From<StorageError> for RegistryError {
     fn from(e: StorageError) -> Self {
         // Callers map the NotFound cases they expect to the right OCI code;
-        // anything reaching here is a fault of the store, not of the request.
+        // anything else reaching here is a fault of the store, except a body
+        // the client cut short: that is the request's fault, and an operator
+        // paged for "storage error" would look at the wrong thing.
+        if e.is_body() {
+            tracing::info!(error = %e, "request body incomplete; nothing stored");
+            return RegistryError::new(Code::BlobUploadInvalid, format!("{e}; nothing was stored"));
+        }
         tracing::error!(error = %e, "storage error");
         if e.is_full() {
             // The client's push cannot succeed until an operator frees space:
@@ -134,5 +140,13 @@ mod tests {
         }
         let e: RegistryError = StorageError::Io(std::io::Error::other("boom")).into();
         assert_eq!(e.code, Code::Internal);
+    }
+
+    #[test]
+    fn a_body_cut_short_is_the_requests_fault() {
+        let e: RegistryError = StorageError::Io(crate::storage::BodyError::io("reset")).into();
+        assert_eq!(e.code, Code::BlobUploadInvalid);
+        assert_eq!(e.code.status(), StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("ended early"), "{}", e.message);
     }
 }

@@ -38,7 +38,27 @@ pub enum StorageError {
     Io(#[from] io::Error),
 }
 
+/// The stream handed to `put` failed on the sender's side (a client that
+/// hung up, or sent fewer bytes than it announced). Wrapped in the
+/// `io::Error` the stream yields, so every backend passes it through as is
+/// and the caller can tell a broken request from a broken store.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body ended early: {0}")]
+pub struct BodyError(pub String);
+
+impl BodyError {
+    pub fn io(e: impl std::fmt::Display) -> io::Error {
+        io::Error::other(BodyError(e.to_string()))
+    }
+}
+
 impl StorageError {
+    /// The sender's body stream failed (see `BodyError`): not the store's fault.
+    pub fn is_body(&self) -> bool {
+        matches!(self, StorageError::Io(e)
+            if e.get_ref().is_some_and(|inner| inner.is::<BodyError>()))
+    }
+
     /// The disk (or the user's quota on it) is full: the operator's problem,
     /// and one a client should be told plainly.
     pub fn is_full(&self) -> bool {

@@ -27,10 +27,7 @@ fn chunks(parts: &[&'static [u8]]) -> ByteStream {
 fn failing_after(first: &'static [u8]) -> ByteStream {
     let items: Vec<std::io::Result<Bytes>> = vec![
         Ok(Bytes::from_static(first)),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "client went away",
-        )),
+        Err(super::BodyError::io("client went away")),
     ];
     Box::pin(futures_util::stream::iter(items))
 }
@@ -76,7 +73,11 @@ async fn failed_put_leaves_old_object(s: &dyn Storage) {
     s.put("f/x", once(Bytes::from_static(b"old")))
         .await
         .unwrap();
-    assert!(s.put("f/x", failing_after(b"partial")).await.is_err());
+    let failed = s.put("f/x", failing_after(b"partial")).await;
+    assert!(
+        failed.as_ref().is_err_and(StorageError::is_body),
+        "the body's own error comes back, not one of the store: {failed:?}"
+    );
     assert_eq!(read_all(s, "f/x", None).await, b"old");
     assert!(s.put("f/new", failing_after(b"partial")).await.is_err());
     assert!(

@@ -289,7 +289,7 @@ fn body_stream<B: warp::Buf>(
 ) -> ByteStream {
     Box::pin(
         body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()))
-            .map_err(std::io::Error::other),
+            .map_err(crate::storage::BodyError::io),
     )
 }
 
