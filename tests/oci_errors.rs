@@ -121,6 +121,22 @@ async fn invalid_digests_and_ranges() {
             assert_eq!(oci_error(r).await.1, "BLOB_UPLOAD_INVALID", "{bad}");
         }
     }
+    // A value that is not text is malformed too, not a missing header (the
+    // chunk would be appended wherever the session is).
+    let r = c
+        .http
+        .patch(&loc)
+        .header(
+            "Content-Range",
+            reqwest::header::HeaderValue::from_bytes(b"0-\xe9").unwrap(),
+        )
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oci_error(r).await, (400, "BLOB_UPLOAD_INVALID".into()));
+    let r = c.http.get(&loc).send().await.unwrap();
+    assert_eq!(r.headers()["range"], "0-0", "nothing was appended");
     // PUT without a digest.
     let r = c.http.put(&loc).send().await.unwrap();
     assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));

@@ -155,6 +155,15 @@ impl Registry {
                 )
                 .await?;
         }
+        // A PUT or DELETE on the same session may have closed it while this
+        // chunk streamed in: its bytes then belong to nothing, and a 202
+        // would tell the client they were kept.
+        if let Err(e) = self.session(name, id).await {
+            if e.code == Code::BlobUploadUnknown {
+                self.storage.delete_prefix(&layout::upload(id)).await?;
+            }
+            return Err(e);
+        }
         Ok(offset + written)
     }
 
@@ -336,6 +345,37 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chunk_still_streaming_when_its_session_closes_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        let id = reg.upload_start("a/b").await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
+        let body: ByteStream = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let append = {
+            let (reg, id) = (reg.clone(), id.clone());
+            tokio::spawn(async move { reg.upload_append("a/b", &id, None, body).await })
+        };
+        tx.send(Ok(bytes::Bytes::from_static(b"first")))
+            .await
+            .unwrap();
+        reg.upload_cancel("a/b", &id).await.unwrap();
+        tx.send(Ok(bytes::Bytes::from_static(b"late")))
+            .await
+            .unwrap();
+        drop(tx);
+        let e = append.await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+        assert!(
+            reg.storage()
+                .list(layout::UPLOADS)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the late chunk left nothing behind"
         );
     }
 

@@ -18,6 +18,15 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
+/// A byte position of a `Range` header: digits only; one too large for a u64
+/// is still well-formed (RFC 9110 sets no limit) and means "past the end".
+fn position(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(u64::MAX))
+}
+
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Whole;
@@ -31,15 +40,15 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         // Suffix form: the last N bytes.
-        match b.parse::<u64>() {
-            Ok(n) if n > 0 && size > 0 => Some((size.saturating_sub(n), size - 1)),
+        match position(b) {
+            Some(n) if n > 0 && size > 0 => Some((size.saturating_sub(n), size - 1)),
             _ => None,
         }
     } else {
-        match (a.parse::<u64>(), b) {
-            (Ok(start), "") if start < size => Some((start, size - 1)),
-            (Ok(start), b) => match b.parse::<u64>() {
-                Ok(end) if start <= end && start < size => Some((start, end.min(size - 1))),
+        match (position(a), b) {
+            (Some(start), "") if start < size => Some((start, size - 1)),
+            (Some(start), b) => match position(b) {
+                Some(end) if start <= end && start < size => Some((start, end.min(size - 1))),
                 _ => None,
             },
             _ => None,
@@ -136,6 +145,23 @@ mod tests {
             RangeRequest::Unsatisfiable
         );
         assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
+        // Positions past what a u64 holds are well-formed: past the end.
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551616"), 10),
+            part(0, 9)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-99999999999999999999999"), 10),
+            part(0, 9)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=18446744073709551616-"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=+1-2"), 10),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
     }
 }

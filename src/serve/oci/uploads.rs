@@ -32,9 +32,12 @@ fn created(name: &str, digest: &str) -> Response {
 /// `Content-Range: <start>-<end>` (a `bytes ` / `bytes=` prefix and a
 /// `/<total>` suffix are tolerated, as some clients send them).
 fn content_range(req: &Request) -> Result<Option<(u64, u64)>> {
-    let Some(raw) = req.header("content-range") else {
+    let Some(raw) = req.headers.get("content-range") else {
         return Ok(None);
     };
+    // Present but not text: refused like any malformed value, not taken for
+    // a PATCH without a Content-Range.
+    let raw = raw.to_str().unwrap_or("\u{fffd}");
     let bad = || {
         RegistryError::new(
             Code::BlobUploadInvalid,
