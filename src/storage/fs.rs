@@ -24,6 +24,9 @@ const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BATCH: usize = 512 * 1024;
 /// Directory for in-progress writes; not a storage key (keys never start with `_tmp`).
 const TMP_DIR: &str = "_tmp";
+/// Tries of `into_place` before a concurrent prune is reported as an error:
+/// each lost race means another writer or pruner made progress.
+const PLACE_ATTEMPTS: u32 = 20;
 
 pub struct FsStorage {
     root: PathBuf,
@@ -90,7 +93,7 @@ impl FsStorage {
     }
 
     /// Runs `op` after creating `target`'s parent; retries when a concurrent
-    /// delete pruned that directory between the two steps.
+    /// delete pruned that directory, or one of its ancestors, meanwhile.
     async fn into_place<F, Fut>(target: &Path, op: F) -> io::Result<()>
     where
         F: Fn() -> Fut,
@@ -98,9 +101,22 @@ impl FsStorage {
     {
         let mut attempts = 0;
         loop {
-            Self::ensure_parent(target).await?;
+            attempts += 1;
+            match Self::ensure_parent(target).await {
+                Ok(()) => {}
+                // `create_dir_all` fails with NotFound when an ancestor is
+                // pruned between its steps, and with AlreadyExists when a
+                // directory another writer made is pruned before it checks.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists)
+                        && attempts < PLACE_ATTEMPTS =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             match op().await {
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => attempts += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < PLACE_ATTEMPTS => {}
                 other => return other,
             }
         }
@@ -519,6 +535,31 @@ mod tests {
             wins += t.await.unwrap() as usize;
         }
         assert_eq!(wins, 1);
+    }
+
+    /// Writers of sibling keys while each other's deletes prune the shared
+    /// parent directories: every put lands (the race once surfaced as a
+    /// 500, ENOENT or EEXIST from `create_dir_all`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn puts_survive_concurrent_pruning_of_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsStorage::open(dir.path(), false).unwrap());
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..300 {
+                    let key = format!("p/q{}/s/k{w}-{i}", i % 2);
+                    s.put(&key, crate::storage::once(Bytes::from_static(b"x")))
+                        .await
+                        .unwrap_or_else(|e| panic!("put {key}: {e}"));
+                    s.delete(&key).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 
     /// A file out of the page cache goes through the blocking pool with its
