@@ -218,3 +218,34 @@ async fn referrers_list_and_filter() {
     let (_, index) = get_json(&c, &format!("/v2/d/ref/referrers/{subject}")).await;
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 }
+
+/// The spec copies all of a referrer's annotations into its descriptor, so a
+/// referrer with megabytes of them (still a manifest under 4 MiB) is listed
+/// whole, not a 500.
+#[tokio::test]
+async fn a_referrer_with_megabytes_of_annotations_is_listed() {
+    let server = Server::start();
+    let c = server.client();
+    let (subject, body) = c.push_image("d/big", "v1", b"layer").await;
+    let empty = c.push_blob("d/big", b"{}").await;
+    let note = "n".repeat(3 * 1024 * 1024);
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.note",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": body.len()},
+        "annotations": {"org.example.note": note}
+    }))
+    .unwrap();
+    let d = sha256(&m);
+    let r = c.put_manifest("d/big", &d, OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), 201);
+    let (_, index) = get_json(&c, &format!("/v2/d/big/referrers/{subject}")).await;
+    assert_eq!(index["manifests"][0]["digest"], d.as_str());
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.example.note"]
+            .as_str()
+            .map(str::len),
+        Some(note.len())
+    );
+}
