@@ -255,3 +255,50 @@ async fn backup_while_pushing_then_restore_anywhere() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A referrer's descriptor carries all of its manifest's annotations, so it
+/// can be megabytes; backup and restore take it like any other link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referrer_with_megabytes_of_annotations_survives_backup_and_restore() {
+    use common::{OCI_MANIFEST, sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_on(&data, &[]);
+    let c = server.client();
+    let (subject, body) = c.push_image("r/big", "v1", b"layer").await;
+    let empty = c.push_blob("r/big", b"{}").await;
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.note",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": body.len()},
+        "annotations": {"org.example.note": "n".repeat(2 << 20)}
+    }))
+    .unwrap();
+    let referrer = sha256(&m);
+    assert_eq!(
+        c.put_manifest("r/big", &referrer, OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    drop(server);
+
+    let archive = dir.path().join("a.tar.gz");
+    let a = archive.to_str().unwrap();
+    ok(&nora(
+        &["backup", "-o", a, "--data-dir", data_dir(&data)],
+        &[],
+    ));
+    let restored = dir.path().join("restored");
+    ok(&nora(
+        &["restore", "-i", a, "--data-dir", data_dir(&restored)],
+        &[],
+    ));
+    let server = Server::start_on(&restored, &[]);
+    let index = server
+        .client()
+        .get_json(&format!("/v2/r/big/referrers/{subject}"))
+        .await;
+    assert_eq!(index["manifests"][0]["digest"], referrer.as_str());
+}

@@ -307,10 +307,7 @@ impl Registry {
             let Entry::Object(file) = entry else { continue };
             let raw = match self
                 .storage
-                // A referrer's descriptor carries all of its manifest's
-                // annotations (the spec's MUST), so it can be nearly as large
-                // as the manifest; a little room for the fields around them.
-                .read_small(&format!("{dir}/{file}"), MAX_MANIFEST_SIZE + 64 * 1024)
+                .read_small(&format!("{dir}/{file}"), layout::MAX_SMALL_OBJECT)
                 .await
             {
                 Ok(raw) => raw,

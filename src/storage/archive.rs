@@ -27,8 +27,8 @@ use super::{ByteStream, Storage, StorageError, layout};
 
 pub const HEADER: &str = "nora-backup.json";
 const FORMAT: u32 = 1;
-/// Largest non-blob object restored (they are links and tokens: bytes).
-const SMALL_MAX: u64 = 1 << 20;
+/// Largest non-blob object restored (links, tags, tokens, referrers).
+const SMALL_MAX: u64 = layout::MAX_SMALL_OBJECT;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {

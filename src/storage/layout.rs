@@ -77,6 +77,11 @@
 
 use crate::registry::digest::Digest;
 
+/// The largest object other than a blob that nora writes: a referrer's
+/// descriptor, which carries all of its manifest's annotations, so nearly a
+/// whole manifest. Readers of links (backup, migrate) must take this much.
+pub const MAX_SMALL_OBJECT: u64 = crate::registry::manifest::MAX_MANIFEST_SIZE + 64 * 1024;
+
 pub const REPOSITORIES: &str = "repositories";
 pub const UPLOADS: &str = "uploads";
 

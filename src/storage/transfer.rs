@@ -21,7 +21,7 @@ use super::{ByteStream, Entry, Storage, StorageError, layout};
 use crate::registry::digest::{Digest, Hasher};
 
 /// Small objects (links, tags, tokens, session state) are compared whole.
-const SMALL_MAX: u64 = 1 << 20;
+const SMALL_MAX: u64 = layout::MAX_SMALL_OBJECT;
 
 /// One object to copy.
 #[derive(Debug, Clone)]
