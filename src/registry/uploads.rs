@@ -38,6 +38,28 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+fn size_mismatch(claimed: u64, got: u64) -> RegistryError {
+    RegistryError::new(
+        Code::SizeInvalid,
+        format!("Content-Range says {claimed} bytes, the body had {got}"),
+    )
+}
+
+/// `body`, or `None` when it ends without a byte (empty chunks skipped).
+async fn non_empty(mut body: ByteStream) -> Result<Option<ByteStream>> {
+    loop {
+        match body.next().await {
+            None => return Ok(None),
+            Some(Ok(first)) if first.is_empty() => continue,
+            Some(Ok(first)) => {
+                let rest = futures_util::stream::once(async move { Ok(first) }).chain(body);
+                return Ok(Some(Box::pin(rest)));
+            }
+            Some(Err(e)) => return Err(StorageError::Io(e).into()),
+        }
+    }
+}
+
 fn unknown(id: &str) -> RegistryError {
     RegistryError::new(Code::BlobUploadUnknown, format!("upload {id:?} is unknown"))
 }
@@ -128,24 +150,38 @@ impl Registry {
             )
             .with_detail(serde_json::json!({ "offset": offset })));
         }
+        let claimed = range.map(|(start, end)| (end - start).saturating_add(1));
+        // An empty body adds nothing and writes nothing (it must not claim
+        // the offset a real chunk needs).
+        let Some(body) = non_empty(body).await? else {
+            return match claimed {
+                Some(n) => Err(size_mismatch(n, 0)),
+                None => Ok(offset),
+            };
+        };
+        // Written only if absent: a chunk is never replaced, so the hash
+        // stored beside it below is always of these very bytes (two requests
+        // racing for one offset could otherwise leave one's bytes under the
+        // other's hash, and a closing PUT would trust it).
         let part = layout::upload_part(id, offset);
         let (body, tally) = hashing(body, Algorithm::Sha256.hasher());
-        let written = self.storage.put(&part, body).await?;
-        if written == 0 {
-            self.storage.delete(&part).await?;
-            return Ok(offset);
-        }
-        if let Some((start, end)) = range
-            && end - start + 1 != written
+        let written = match self.storage.put_if_absent(&part, body).await {
+            Ok(n) => n,
+            Err(StorageError::AlreadyExists(_)) => {
+                let now = self.upload_status(name, id).await?;
+                return Err(RegistryError::new(
+                    Code::RangeInvalid,
+                    format!("another chunk for offset {offset} arrived first; the upload is at offset {now}"),
+                )
+                .with_detail(serde_json::json!({ "offset": now })));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(n) = claimed
+            && n != written
         {
             self.storage.delete(&part).await?;
-            return Err(RegistryError::new(
-                Code::SizeInvalid,
-                format!(
-                    "Content-Range says {} bytes, the body had {written}",
-                    end - start + 1
-                ),
-            ));
+            return Err(size_mismatch(n, written));
         }
         if let Some((digest, _)) = tally.finish() {
             self.storage
@@ -172,22 +208,62 @@ impl Registry {
     /// and its bytes are discarded.
     pub async fn upload_finish(&self, name: &str, id: &str, expected: &Digest) -> Result<u64> {
         self.session(name, id).await?;
+        let closing = layout::upload_closing(id);
+        match self
+            .storage
+            .put_if_absent(&closing, crate::storage::once(bytes::Bytes::new()))
+            .await
+        {
+            Ok(_) => {}
+            Err(StorageError::AlreadyExists(_)) => {
+                return Err(RegistryError::new(
+                    Code::BlobUploadUnknown,
+                    format!("upload {id:?} is being closed by another request"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match self.commit_upload(name, id, expected).await {
+            Ok(size) => {
+                self.storage.delete_prefix(&layout::upload(id)).await?;
+                Ok(size)
+            }
+            Err(e) => {
+                // A DELETE of this session may have removed the parts this
+                // PUT was reading: the upload is unknown now, not corrupt.
+                if let Err(gone) = self.session(name, id).await
+                    && gone.code == Code::BlobUploadUnknown
+                {
+                    return Err(gone);
+                }
+                if e.code == Code::DigestInvalid {
+                    self.storage.delete_prefix(&layout::upload(id)).await?;
+                } else {
+                    // Anything else (a store's fault): the client may retry.
+                    self.storage.delete(&closing).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit_upload(&self, name: &str, id: &str, expected: &Digest) -> Result<u64> {
         let parts = self.parts(id).await?;
         let size: u64 = parts.iter().map(|p| p.size).sum();
         let target = layout::blob(expected);
-        let staged = match self.verified_object(id, &parts, expected).await {
-            Ok(staged) => staged,
-            Err(e) => {
-                self.storage.delete_prefix(&layout::upload(id)).await?;
-                return Err(e);
-            }
-        };
-        match staged {
+        match self.verified_object(id, &parts, expected).await? {
             // Already stored by an earlier push: the bytes are identical.
             Some(key) if self.storage.stat(&target).await?.is_some() => {
                 self.storage.delete(&key).await?
             }
-            Some(key) => self.storage.rename(&key, &target).await?,
+            Some(key) => match self.storage.rename(&key, &target).await {
+                Ok(()) => {}
+                // A concurrent PUT of this session moved these very bytes
+                // (verified, so to this very key) first.
+                Err(StorageError::NotFound(_)) if self.storage.stat(&target).await?.is_some() => {}
+                Err(StorageError::NotFound(_)) => return Err(unknown(id)),
+                Err(e) => return Err(e.into()),
+            },
             None => {
                 let empty = crate::storage::once(bytes::Bytes::new());
                 match self.storage.put_if_absent(&target, empty).await {
@@ -197,7 +273,6 @@ impl Registry {
             }
         }
         self.link_blob(name, expected).await?;
-        self.storage.delete_prefix(&layout::upload(id)).await?;
         Ok(size)
     }
 
@@ -256,7 +331,7 @@ impl Registry {
             })
             .try_flatten();
         let (body, tally) = hashing(Box::pin(chained), expected.algorithm().hasher());
-        let staging = format!("{}/assembled", layout::upload(id));
+        let staging = layout::upload_assembled(id, rand::random());
         self.storage.put(&staging, body).await?;
         match tally.finish() {
             Some((got, _)) if &got == expected => Ok(Some(staging)),
@@ -362,6 +437,11 @@ mod tests {
         tx.send(Ok(bytes::Bytes::from_static(b"first")))
             .await
             .unwrap();
+        // Room for this one means the append took the first: it is past its
+        // checks and streaming.
+        tx.send(Ok(bytes::Bytes::from_static(b"more")))
+            .await
+            .unwrap();
         reg.upload_cancel("a/b", &id).await.unwrap();
         tx.send(Ok(bytes::Bytes::from_static(b"late")))
             .await
@@ -376,6 +456,126 @@ mod tests {
                 .unwrap()
                 .is_empty(),
             "the late chunk left nothing behind"
+        );
+    }
+
+    /// A body fed by hand: the test decides when each request's bytes end.
+    fn fed() -> (
+        tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+        ByteStream,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        (
+            tx,
+            Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))),
+        )
+    }
+
+    /// Two chunks racing for one offset (a PATCH and a PUT with a body, the
+    /// way a confused client sends them): one is kept, the other is refused
+    /// with 416, and the kept chunk's hash is its own, so a PUT naming the
+    /// refused one's digest cannot publish the kept one's bytes under it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_racing_for_one_offset_cannot_swap_bytes_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        let id = reg.upload_start("a/b").await.unwrap();
+        let (tx_y, body_y) = fed();
+        let (tx_z, body_z) = fed();
+        let append = |body| {
+            let (reg, id) = (reg.clone(), id.clone());
+            tokio::spawn(async move { reg.upload_append("a/b", &id, None, body).await })
+        };
+        let (y, z) = (append(body_y), append(body_z));
+        // Two sends each: room for the second means the first was taken, so
+        // both requests are past their offset check and streaming.
+        for _ in 0..2 {
+            tx_y.send(Ok(bytes::Bytes::from_static(b"YY")))
+                .await
+                .unwrap();
+            tx_z.send(Ok(bytes::Bytes::from_static(b"Z")))
+                .await
+                .unwrap();
+        }
+        drop(tx_z);
+        let z = z.await.unwrap();
+        drop(tx_y);
+        let y = y.await.unwrap();
+        assert_eq!(z.as_ref().ok(), Some(&2), "{z:?}");
+        assert_eq!(y.unwrap_err().code, Code::RangeInvalid);
+
+        let wrong = Digest::of(Algorithm::Sha256, b"YYYY");
+        assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 2);
+        let e = reg.upload_finish("a/b", &id, &wrong).await.unwrap_err();
+        assert_eq!(e.code, Code::DigestInvalid);
+        assert!(
+            reg.storage()
+                .stat(&layout::blob(&wrong))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// The same closing PUT twice at once (a client's retry): both answer
+    /// as a client expects (201, or 404 for the session already closed),
+    /// never a storage error, and the blob is whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closing_put_sent_twice_at_once_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        for round in 0..30u8 {
+            let data = vec![round; 1000 + round as usize];
+            let d = Digest::of(Algorithm::Sha256, &data);
+            let id = reg.upload_start("a/b").await.unwrap();
+            let body = crate::storage::once(bytes::Bytes::from(data.clone()));
+            reg.upload_append("a/b", &id, None, body).await.unwrap();
+            let put = || {
+                let (reg, id, d) = (reg.clone(), id.clone(), d.clone());
+                tokio::spawn(async move { reg.upload_finish("a/b", &id, &d).await })
+            };
+            let (one, two) = (put(), put());
+            for r in [one.await.unwrap(), two.await.unwrap()] {
+                match r {
+                    Ok(n) => assert_eq!(n, data.len() as u64),
+                    Err(e) => assert_eq!(e.code, Code::BlobUploadUnknown, "{e}"),
+                }
+            }
+            let got = reg
+                .storage()
+                .read_small(&layout::blob(&d), 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(got.as_ref(), &data[..]);
+        }
+    }
+
+    #[tokio::test]
+    async fn content_ranges_that_do_not_match_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let empty = crate::storage::once(bytes::Bytes::new());
+        let e = reg
+            .upload_append("a/b", &id, Some((0, 99)), empty)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::SizeInvalid);
+        let one = crate::storage::once(bytes::Bytes::from_static(b"x"));
+        let e = reg
+            .upload_append("a/b", &id, Some((0, u64::MAX)), one)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::SizeInvalid);
+        assert!(e.message.contains(&u64::MAX.to_string()), "{}", e.message);
+        let empty = crate::storage::once(bytes::Bytes::new());
+        assert_eq!(reg.upload_append("a/b", &id, None, empty).await.unwrap(), 0);
+        assert!(
+            reg.storage()
+                .list(&layout::upload_parts(&id))
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -29,9 +29,19 @@
 //!     storage so that a restart, or another instance, can continue them.
 //! uploads/<id>/parts/<offset, 20 digits>
 //!     The bytes of one PATCH (or final PUT) chunk, starting at that offset.
+//!     Written only if absent: a chunk is never replaced, so its hash below
+//!     is always of its own bytes, whoever else raced for the offset.
 //! uploads/<id>/parts/<offset, 20 digits>.sha256
 //!     The sha256 of that chunk, computed while it streamed in; written after
 //!     the chunk. Lets a one-chunk upload be committed without re-reading it.
+//! uploads/<id>/closing
+//!     Written (only if absent) by the PUT that closes the session, so a
+//!     second PUT of it at the same time (a client's retry) is told the
+//!     session is gone instead of racing the first for its chunks.
+//! uploads/<id>/assembled-<random>
+//!     Several chunks streamed, in order, through the hasher by a closing
+//!     PUT; renamed to its blob key once the digest matched. One per PUT, so
+//!     two PUTs of one session never write each other's.
 //!
 //! gc/lock
 //!     Held (put_if_absent) by the one garbage collection running at a time,
@@ -62,7 +72,7 @@
 //! the closing PUT verifies the digest, then a single chunk is copied
 //! server-side to its blob key (rename = CopyObject + DeleteObject; S3 has no
 //! rename), and several are streamed through the hasher into one
-//! `uploads/<id>/assembled` object first. `gc/lock`, `gc/holds/` and the token
+//! `uploads/<id>/assembled-<random>` object first. `gc/lock`, `gc/holds/` and the token
 //! objects are how instances sharing a bucket coordinate: nothing else is shared.
 //!
 //! A backup archive (storage/archive.rs) is a tar.gz of these same keys:
@@ -172,6 +182,14 @@ pub fn upload_parts(id: &str) -> String {
 
 pub fn upload_part(id: &str, offset: u64) -> String {
     format!("{UPLOADS}/{id}/parts/{offset:020}")
+}
+
+pub fn upload_closing(id: &str) -> String {
+    format!("{UPLOADS}/{id}/closing")
+}
+
+pub fn upload_assembled(id: &str, token: u64) -> String {
+    format!("{UPLOADS}/{id}/assembled-{token:016x}")
 }
 
 pub fn upload_part_hash(id: &str, offset: u64) -> String {
