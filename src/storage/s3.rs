@@ -1123,6 +1123,18 @@ mod tests {
                 .await,
             Err(StorageError::AlreadyExists(_))
         ));
+        // The multipart form of put_if_absent (a chunk of an upload larger
+        // than a part): it lands once, and never replaces what is there.
+        assert_eq!(
+            s.put_if_absent("big/four", uneven_chunks(&data)).await.unwrap(),
+            data.len() as u64
+        );
+        let other: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
+        assert!(matches!(
+            s.put_if_absent("big/four", uneven_chunks(&other)).await,
+            Err(StorageError::AlreadyExists(_))
+        ));
+        assert_eq!(read(s, "big/four", None).await, data);
         s.delete_prefix("big").await.unwrap();
         assert!(s.list("big").await.unwrap().is_empty());
     }
