@@ -58,6 +58,10 @@ pub struct Server {
     /// How long in-flight requests may run after SIGTERM before exit.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_timeout: Duration,
+    /// A request body that sends nothing for this long is abandoned (its
+    /// connection, temp file and upload would otherwise be held forever).
+    #[serde(with = "humantime_serde_compat")]
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +127,7 @@ impl Default for Server {
             port: 4000,
             public_url: None,
             shutdown_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -329,6 +334,14 @@ const ENV_VARS: &[EnvVar] = &[
         key: "server.shutdown_timeout",
         set: |c, v| {
             c.server.shutdown_timeout = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_BODY_TIMEOUT",
+        key: "server.body_timeout",
+        set: |c, v| {
+            c.server.body_timeout = parse_duration(v)?;
             Ok(())
         },
     },

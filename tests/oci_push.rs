@@ -459,3 +459,38 @@ async fn a_chunked_sha512_upload_named_by_digest_algorithm() {
         .unwrap();
     assert_eq!(oci_error(r).await, (400, "DIGEST_INVALID".into()));
 }
+
+/// A client that stops sending mid-body is not waited for forever: after
+/// `body_timeout` of silence its request fails (400), and its temp file and
+/// chunk are gone while the session stays usable.
+#[tokio::test]
+async fn a_body_that_stalls_is_dropped_after_the_body_timeout() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(dir.path(), &[("NORA_BODY_TIMEOUT", "1s")]);
+    let c = server.client();
+    let loc = start_session(&c, "push/stall").await;
+    let path = loc.trim_start_matches(&c.url);
+    let addr = c.addr();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    conn.write_all(&[7u8; 1000]).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 512];
+    let n = conn.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let tmp = std::fs::read_dir(dir.path().join("_tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "the stalled body's temp file was removed");
+    let r = c.http.get(&loc).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-0");
+}

@@ -42,6 +42,7 @@ pub fn storage_description(config: &Config) -> String {
 pub fn routes(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
+    body_timeout: Duration,
     jobs: Arc<jobs::Scheduler>,
     auth: Arc<crate::auth::Auth>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
@@ -58,7 +59,7 @@ pub fn routes(
         .unify()
         .or(admin::routes(jobs, auth.clone()))
         .unify()
-        .or(oci::routes(reg, public_url, auth))
+        .or(oci::routes(reg, public_url, body_timeout, auth))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(oci::response::error_of(
@@ -105,7 +106,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     }
 
     let public_url = config.server.public_url.as_deref().map(Arc::from);
-    let service = warp::service(routes(reg, public_url, jobs.clone(), auth));
+    let service = warp::service(routes(
+        reg,
+        public_url,
+        config.server.body_timeout,
+        jobs.clone(),
+        auth,
+    ));
     let graceful = GracefulShutdown::new();
     tracing::info!(
         address = %local,

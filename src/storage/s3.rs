@@ -1126,7 +1126,9 @@ mod tests {
         // The multipart form of put_if_absent (a chunk of an upload larger
         // than a part): it lands once, and never replaces what is there.
         assert_eq!(
-            s.put_if_absent("big/four", uneven_chunks(&data)).await.unwrap(),
+            s.put_if_absent("big/four", uneven_chunks(&data))
+                .await
+                .unwrap(),
             data.len() as u64
         );
         let other: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();

@@ -255,6 +255,7 @@ async fn dispatch(
 pub fn routes(
     reg: Arc<Registry>,
     public_url: Option<Arc<str>>,
+    body_timeout: std::time::Duration,
     auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
@@ -263,7 +264,7 @@ pub fn routes(
         .and(warp::method())
         .and(raw_query)
         .and(warp::header::headers_cloned())
-        .and(warp::body::stream().map(body_stream))
+        .and(warp::body::stream().map(move |body| body_stream(body, body_timeout)))
         .then(
             move |tail: warp::path::Tail, method, query: String, headers, body: ByteStream| {
                 let reg = reg.clone();
@@ -283,14 +284,34 @@ pub fn routes(
         )
 }
 
-/// A request body as a storage stream.
+/// A request body as a storage stream. One that sends nothing for `idle`
+/// fails like a client that hung up: a stalled client would otherwise hold
+/// its connection, temp file and upload forever.
 fn body_stream<B: warp::Buf>(
     body: impl futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    idle: std::time::Duration,
 ) -> ByteStream {
-    Box::pin(
+    use futures_util::StreamExt;
+    let body = Box::pin(
         body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()))
             .map_err(crate::storage::BodyError::io),
-    )
+    );
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(item)) => Some((item, Some(body))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(crate::storage::BodyError::io(format!(
+                        "nothing received for {idle:?}"
+                    ))),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 /// Reads a request body whole, up to `limit` bytes (`None` when larger).
