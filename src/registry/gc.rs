@@ -223,11 +223,18 @@ impl Registry {
         let total = candidates.len() as u64;
         let mut trashed: Vec<Candidate> = Vec::new();
         for (i, c) in candidates.into_iter().enumerate() {
-            match self
+            // Pushed again since the scan (an upload renewed it): young now.
+            let key = layout::blob(&c.digest);
+            if self
                 .storage
-                .rename(&layout::blob(&c.digest), &layout::trash(&c.digest))
-                .await
+                .stat(&key)
+                .await?
+                .is_none_or(|m| m.modified >= cutoff)
             {
+                progress("quarantine", i as u64 + 1, total);
+                continue;
+            }
+            match self.storage.rename(&key, &layout::trash(&c.digest)).await {
                 Ok(()) => {
                     tracing::debug!(digest = %c.digest, "gc: quarantined");
                     trashed.push(c)
@@ -477,6 +484,53 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
+    }
+
+    /// An old unreferenced blob (the layer of a deleted image) that a client
+    /// uploads again is young again: gc keeps it for the manifest that
+    /// follows, however long ago its bytes first came; only untouched ones go.
+    #[tokio::test]
+    async fn a_blob_pushed_again_is_kept_for_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let push = |data: &'static [u8]| {
+            let reg = &reg;
+            async move {
+                let d = Digest::of(Algorithm::Sha256, data);
+                let id = reg.upload_start("r").await.unwrap();
+                reg.upload_append("r", &id, None, once(bytes::Bytes::from_static(data)))
+                    .await
+                    .unwrap();
+                reg.upload_finish("r", &id, &d).await.unwrap();
+                d
+            }
+        };
+        let again = push(b"layer of a deleted image").await;
+        let gone = push(b"another one").await;
+        age(dir.path().join(layout::blob(&again)));
+        age(dir.path().join(layout::blob(&gone)));
+        assert_eq!(push(b"layer of a deleted image").await, again);
+        let opts = GcOptions {
+            dry_run: false,
+            grace: Duration::from_secs(60),
+            upload_ttl: Duration::from_secs(3600),
+        };
+        let report = reg.gc(&opts, &|_, _, _| {}).await.unwrap();
+        assert_eq!(report.blobs_removed, 1);
+        assert!(
+            reg.storage
+                .stat(&layout::blob(&again))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            reg.storage
+                .stat(&layout::blob(&gone))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

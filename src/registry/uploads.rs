@@ -252,10 +252,10 @@ impl Registry {
         let size: u64 = parts.iter().map(|p| p.size).sum();
         let target = layout::blob(expected);
         match self.verified_object(id, &parts, expected).await? {
-            // Already stored by an earlier push: the bytes are identical.
-            Some(key) if self.storage.stat(&target).await?.is_some() => {
-                self.storage.delete(&key).await?
-            }
+            // Renamed into place even when an earlier push stored the same
+            // bytes: the blob is then as young as this push, so gc's grace
+            // period keeps it until this client's manifest arrives (an old,
+            // unreferenced copy would not be).
             Some(key) => match self.storage.rename(&key, &target).await {
                 Ok(()) => {}
                 // A concurrent PUT of this session moved these very bytes
@@ -369,8 +369,20 @@ impl Registry {
                 Ok(raw) => serde_json::from_slice::<Session>(&raw)
                     .map(|s| s.started)
                     .unwrap_or(0),
-                // No session object: a leftover of an interrupted cleanup.
-                Err(StorageError::NotFound(_)) => 0,
+                // No session object: a leftover of an interrupted cleanup or
+                // a PUT finishing right now, or a session being opened right
+                // now (its directory made, its session object not yet in).
+                // Its age is that of its newest object; with none, there is
+                // nothing to free and nothing is touched.
+                Err(StorageError::NotFound(_)) => {
+                    match self.newest_object(&layout::upload(&id)).await? {
+                        Some(t) => t
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                        None => continue,
+                    }
+                }
                 Err(e) => return Err(e.into()),
             };
             if started <= cutoff {
@@ -379,6 +391,27 @@ impl Registry {
             }
         }
         Ok(removed)
+    }
+}
+
+impl Registry {
+    /// When the newest object under `prefix` (and its sub-prefixes) was written.
+    async fn newest_object(&self, prefix: &str) -> Result<Option<SystemTime>> {
+        let mut newest = None;
+        let mut pending = vec![prefix.to_string()];
+        while let Some(dir) = pending.pop() {
+            for entry in self.storage.list(&dir).await? {
+                match entry {
+                    Entry::Prefix(p) => pending.push(format!("{dir}/{p}")),
+                    Entry::Object(o) => {
+                        if let Some(meta) = self.storage.stat(&format!("{dir}/{o}")).await? {
+                            newest = newest.max(Some(meta.modified));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(newest)
     }
 }
 
@@ -576,6 +609,42 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// A session directory without its session object is judged by the age
+    /// of what is in it: expiry never removes one being opened or closed
+    /// right now, and still removes an old leftover.
+    #[tokio::test]
+    async fn expiry_judges_a_session_without_its_object_by_its_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let body = crate::storage::once(bytes::Bytes::from_static(b"chunk"));
+        reg.upload_append("a/b", &id, None, body).await.unwrap();
+        reg.storage()
+            .delete(&layout::upload_session(&id))
+            .await
+            .unwrap();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 0);
+        let part = dir.path().join(layout::upload_part(&id, 0));
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(&part)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let hash = dir.path().join(layout::upload_part_hash(&id, 0));
+        std::fs::File::open(&hash)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 1);
+        std::fs::create_dir_all(dir.path().join(layout::upload(&id))).unwrap();
+        assert_eq!(
+            reg.expire_uploads_older_than(Duration::ZERO).await.unwrap(),
+            0,
+            "an empty one is left to the session about to be written in it"
         );
     }
 

@@ -348,6 +348,18 @@ impl Storage for FsStorage {
             }
             Err(e) => return Err(e.into()),
         }
+        // An object is as old as its arrival under this key, as with S3's
+        // copy: a blob made visible (or restored from gc's trash) now is
+        // young now, whenever its bytes were written, so gc's grace period
+        // protects it until the manifest that needs it arrives.
+        let touched = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&dst).and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        })
+        .await
+        .map_err(io::Error::other)?;
+        if let Err(e) = touched {
+            tracing::warn!(key = to, error = %e, "could not refresh the modification time");
+        }
         self.prune_empty_dirs(src.parent());
         Ok(())
     }
