@@ -186,8 +186,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Hourly: drop upload sessions past their time to live and temp files a
-/// killed process left behind.
+/// At startup and hourly: drop upload sessions past their time to live and
+/// temp files a killed process left behind.
 fn spawn_housekeeping(reg: Arc<Registry>, fs: Option<Arc<FsStorage>>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -199,9 +199,12 @@ fn spawn_housekeeping(reg: Arc<Registry>, fs: Option<Arc<FsStorage>>) {
                 Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
             }
             let Some(fs) = fs.clone() else { continue };
+            // A write in progress touches its file with every batch and fails
+            // after body_timeout without data; an hour untouched is a killed
+            // process's (they were kept a day, and kill -9 during big pushes
+            // piled up gigabytes meanwhile).
             let cleaned =
-                tokio::task::spawn_blocking(move || fs.clean_tmp(Duration::from_secs(24 * 3600)))
-                    .await;
+                tokio::task::spawn_blocking(move || fs.clean_tmp(Duration::from_secs(3600))).await;
             if let Ok(Ok(n)) = cleaned
                 && n > 0
             {

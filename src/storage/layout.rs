@@ -61,6 +61,10 @@
 //! auth/jwt-key
 //!     The key that signs the short-lived registry tokens of `/auth/token`
 //!     (random, created once with put_if_absent, shared by all instances).
+//!
+//! _tmp/<random>          (filesystem backend only; not a key)
+//!     A write in progress, renamed (or hard-linked) to its key when whole.
+//!     `nora serve` removes those untouched for an hour: a killed process's.
 //! ```
 //!
 //! On S3 (storage/s3.rs) every key above is an object key under the
