@@ -256,16 +256,10 @@ async fn a_monolithic_upload_cut_off_leaves_no_session() {
     assert_eq!(blob_status(&c, "push/cut", &d).await, 404);
 }
 
-/// A PATCH whose body ends before its Content-Length (the client half-closed
-/// the connection): the request's fault, so 400 BLOB_UPLOAD_INVALID rather
-/// than a 500 and an ERROR "storage error" in the log; none of its bytes
-/// count, and the session goes on from where it was.
-#[tokio::test]
-async fn a_patch_cut_short_is_a_400_and_the_session_goes_on() {
-    use std::io::{Read as _, Write as _};
-    let server = Server::start();
-    let c = server.client();
-    let loc = start_session(&c, "push/short").await;
+/// Opens a PATCH of `loc` on a raw socket announcing 100,000 bytes and
+/// sends only the first 1,000 (what a client that hangs up or stalls does).
+fn patch_partly(c: &Client, loc: &str) -> std::net::TcpStream {
+    use std::io::Write as _;
     let path = loc.trim_start_matches(&c.url);
     let addr = c.addr();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
@@ -276,6 +270,20 @@ async fn a_patch_cut_short_is_a_400_and_the_session_goes_on() {
     )
     .unwrap();
     conn.write_all(&[7u8; 1000]).unwrap();
+    conn
+}
+
+/// A PATCH whose body ends before its Content-Length (the client half-closed
+/// the connection): the request's fault, so 400 BLOB_UPLOAD_INVALID rather
+/// than a 500 and an ERROR "storage error" in the log; none of its bytes
+/// count, and the session goes on from where it was.
+#[tokio::test]
+async fn a_patch_cut_short_is_a_400_and_the_session_goes_on() {
+    use std::io::Read as _;
+    let server = Server::start();
+    let c = server.client();
+    let loc = start_session(&c, "push/short").await;
+    let mut conn = patch_partly(&c, &loc);
     conn.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
@@ -465,21 +473,12 @@ async fn a_chunked_sha512_upload_named_by_digest_algorithm() {
 /// chunk are gone while the session stays usable.
 #[tokio::test]
 async fn a_body_that_stalls_is_dropped_after_the_body_timeout() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_on(dir.path(), &[("NORA_BODY_TIMEOUT", "1s")]);
     let c = server.client();
     let loc = start_session(&c, "push/stall").await;
-    let path = loc.trim_start_matches(&c.url);
-    let addr = c.addr();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        conn,
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
-    )
-    .unwrap();
-    conn.write_all(&[7u8; 1000]).unwrap();
+    let mut conn = patch_partly(&c, &loc);
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let started = std::time::Instant::now();
