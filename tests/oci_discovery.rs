@@ -59,6 +59,10 @@ async fn tags_are_listed_in_lexical_order_and_paginated() {
         page["tags"].as_array().is_none_or(|t| t.is_empty()),
         "{page}"
     );
+
+    // `d` only holds the repository `d/tags`: it is not one itself.
+    let r = c.http.get(c.u("/v2/d/tags/list")).send().await.unwrap();
+    assert_eq!(common::oci_error(r).await, (404, "NAME_UNKNOWN".into()));
 }
 
 #[tokio::test]

@@ -215,6 +215,11 @@ async fn bad_manifests_are_refused_with_the_spec_codes() {
     let r = c.put_manifest("m/bad", "huge", OCI_MANIFEST, &huge).await;
     let (status, _) = oci_error(r).await;
     assert!(status == 413 || status == 400, "{status}");
+    // Far over: the client, sending it all before it reads, still gets the
+    // 413 (not a connection reset while it sends).
+    let far = vec![b' '; 24 * 1024 * 1024];
+    let r = c.put_manifest("m/bad", "far", OCI_MANIFEST, &far).await;
+    assert_eq!(oci_error(r).await, (413, "SIZE_INVALID".into()));
     // An invalid tag.
     let r = c
         .put_manifest("m/bad", "-bad-tag", OCI_MANIFEST, &body)

@@ -21,7 +21,7 @@ pub mod uploads;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::storage::{Storage, layout};
+use crate::storage::{Entry, Storage, layout};
 use cache::ManifestCache;
 use error::{Code, RegistryError, Result};
 
@@ -45,12 +45,15 @@ impl Registry {
     }
 
     /// Does the repository hold anything at all?
+    /// True when `name` holds anything of its own (blobs, manifests or
+    /// referrers), not merely repositories nested under it (`a` of `a/b`).
     pub async fn repository_exists(&self, name: &str) -> Result<bool> {
-        Ok(!self
+        Ok(self
             .storage
             .list(&layout::repository(name))
             .await?
-            .is_empty())
+            .iter()
+            .any(|e| matches!(e, Entry::Prefix(c) if layout::is_repository_data(c))))
     }
 }
 

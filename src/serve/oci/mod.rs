@@ -314,18 +314,29 @@ fn body_stream<B: warp::Buf>(
     ))
 }
 
+/// Past its limit, a body is still read (and dropped) up to this much more,
+/// so a client that sends it all before reading the answer gets the 413
+/// rather than a connection reset under its feet.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
 /// Reads a request body whole, up to `limit` bytes (`None` when larger).
 pub async fn read_limited(mut body: ByteStream, limit: u64) -> std::io::Result<Option<Bytes>> {
     use futures_util::StreamExt;
     let mut buf = Vec::new();
+    let mut seen = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
-        if (buf.len() + chunk.len()) as u64 > limit {
+        seen += chunk.len() as u64;
+        if seen > limit + DRAIN_MAX {
             return Ok(None);
+        }
+        if seen > limit {
+            buf = Vec::new();
+            continue;
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(Some(buf.into()))
+    Ok((seen <= limit).then(|| buf.into()))
 }
 
 #[cfg(test)]
