@@ -60,6 +60,17 @@ async fn non_empty(mut body: ByteStream) -> Result<Option<ByteStream>> {
     }
 }
 
+/// A closing PUT's claim older than this was left by a killed process (the
+/// longest commit is assembling a many-chunk upload: minutes, not this).
+const CLOSING_STALE: Duration = Duration::from_secs(15 * 60);
+
+fn being_closed(id: &str) -> RegistryError {
+    RegistryError::new(
+        Code::BlobUploadUnknown,
+        format!("upload {id:?} is being closed by another request"),
+    )
+}
+
 fn unknown(id: &str) -> RegistryError {
     RegistryError::new(Code::BlobUploadUnknown, format!("upload {id:?} is unknown"))
 }
@@ -200,6 +211,12 @@ impl Registry {
             }
             return Err(e);
         }
+        // Or a PUT is closing it right now, and may have listed the chunks
+        // before this one: the client must not count on these bytes (the
+        // PUT cleans them up with the session).
+        if self.closing(id).await? {
+            return Err(being_closed(id));
+        }
         Ok(offset + written)
     }
 
@@ -209,19 +226,23 @@ impl Registry {
     pub async fn upload_finish(&self, name: &str, id: &str, expected: &Digest) -> Result<u64> {
         self.session(name, id).await?;
         let closing = layout::upload_closing(id);
-        match self
-            .storage
-            .put_if_absent(&closing, crate::storage::once(bytes::Bytes::new()))
-            .await
-        {
-            Ok(_) => {}
-            Err(StorageError::AlreadyExists(_)) => {
-                return Err(RegistryError::new(
-                    Code::BlobUploadUnknown,
-                    format!("upload {id:?} is being closed by another request"),
-                ));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .storage
+                .put_if_absent(&closing, crate::storage::once(bytes::Bytes::new()))
+                .await
+            {
+                Ok(_) => break,
+                // A closing PUT killed mid-way left its claim: taken over
+                // once it is stale, so the session can still be closed.
+                Err(StorageError::AlreadyExists(_)) if tries == 1 && !self.closing(id).await? => {
+                    self.storage.delete(&closing).await?;
+                }
+                Err(StorageError::AlreadyExists(_)) => return Err(being_closed(id)),
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
         match self.commit_upload(name, id, expected).await {
             Ok(size) => {
@@ -245,6 +266,15 @@ impl Registry {
                 Err(e)
             }
         }
+    }
+
+    /// A closing PUT holds the session now (its claim is not stale).
+    async fn closing(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .storage
+            .stat(&layout::upload_closing(id))
+            .await?
+            .is_some_and(|m| m.modified.elapsed().unwrap_or_default() < CLOSING_STALE))
     }
 
     async fn commit_upload(&self, name: &str, id: &str, expected: &Digest) -> Result<u64> {
@@ -343,6 +373,9 @@ impl Registry {
     /// Cancels a session and drops its bytes.
     pub async fn upload_cancel(&self, name: &str, id: &str) -> Result<()> {
         self.session(name, id).await?;
+        if self.closing(id).await? {
+            return Err(being_closed(id));
+        }
         self.storage.delete_prefix(&layout::upload(id)).await?;
         Ok(())
     }
@@ -646,6 +679,35 @@ mod tests {
             0,
             "an empty one is left to the session about to be written in it"
         );
+    }
+
+    /// While a closing PUT holds a session, a PATCH, a DELETE and a second
+    /// PUT are told it is gone; the claim of a PUT killed mid-way goes stale
+    /// and the session can be closed after all.
+    #[tokio::test]
+    async fn a_closing_claim_holds_off_others_until_it_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let chunk = || crate::storage::once(bytes::Bytes::from_static(b"chunk"));
+        reg.upload_append("a/b", &id, None, chunk()).await.unwrap();
+        let claim = dir.path().join(layout::upload_closing(&id));
+        std::fs::write(&claim, b"").unwrap();
+        let d = Digest::of(Algorithm::Sha256, b"chunk");
+        let gone = |r: Result<()>| assert_eq!(r.unwrap_err().code, Code::BlobUploadUnknown);
+        gone(reg.upload_finish("a/b", &id, &d).await.map(drop));
+        gone(reg.upload_cancel("a/b", &id).await);
+        gone(reg.upload_append("a/b", &id, None, chunk()).await.map(drop));
+        let killed = SystemTime::now() - CLOSING_STALE - Duration::from_secs(1);
+        std::fs::File::open(&claim)
+            .unwrap()
+            .set_modified(killed)
+            .unwrap();
+        // The refused PATCH's bytes stay in the session, as its PUT would
+        // have found them; the digest of the closing PUT decides.
+        assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 10);
+        let d = Digest::of(Algorithm::Sha256, b"chunkchunk");
+        assert_eq!(reg.upload_finish("a/b", &id, &d).await.unwrap(), 10);
     }
 
     #[tokio::test]

@@ -35,9 +35,10 @@
 //!     The sha256 of that chunk, computed while it streamed in; written after
 //!     the chunk. Lets a one-chunk upload be committed without re-reading it.
 //! uploads/<id>/closing
-//!     Written (only if absent) by the PUT that closes the session, so a
-//!     second PUT of it at the same time (a client's retry) is told the
-//!     session is gone instead of racing the first for its chunks.
+//!     Written (only if absent) by the PUT that closes the session: while
+//!     it is there, a second PUT (a client's retry), a PATCH finishing or a
+//!     DELETE is told the session is gone instead of racing the first PUT.
+//!     One 15 minutes old was left by a killed process and is taken over.
 //! uploads/<id>/assembled-<random>
 //!     Several chunks streamed, in order, through the hasher by a closing
 //!     PUT; renamed to its blob key once the digest matched. One per PUT, so
