@@ -88,6 +88,11 @@ fn non_distributable(d: &Descriptor) -> bool {
 }
 
 fn descriptor_digest(d: &Descriptor, what: &str) -> Result<Digest> {
+    // The image spec's size is an int64: a client in another language could
+    // not even read a larger one back.
+    if d.size > i64::MAX as u64 {
+        return Err(invalid(format!("{what} has a size past int64: {}", d.size)));
+    }
     d.digest
         .parse()
         .map_err(|_| invalid(format!("{what} has an invalid digest {:?}", d.digest)))
@@ -223,6 +228,21 @@ mod tests {
             (r#"{"schemaVersion":2,"layers":[]}"#, Some(OCI_MANIFEST)),
             (
                 r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+                Some(OCI_MANIFEST),
+            ),
+            // Sizes are int64: negative, or past its range.
+            (
+                &format!(
+                    r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{}","size":-1}},"layers":[]}}"#,
+                    d('a')
+                ),
+                Some(OCI_MANIFEST),
+            ),
+            (
+                &format!(
+                    r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{}","size":9223372036854775808}},"layers":[]}}"#,
+                    d('a')
+                ),
                 Some(OCI_MANIFEST),
             ),
         ] {
