@@ -457,15 +457,8 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::storage::fs::FsStorage;
-
-    fn registry(dir: &std::path::Path) -> Registry {
-        let storage = Arc::new(FsStorage::open(dir, false).unwrap());
-        Registry::new(storage, Duration::from_secs(3600))
-    }
+    use crate::registry::testing::{push_blob, registry};
 
     async fn gc(reg: &Registry) -> Result<GcReport> {
         let opts = GcOptions {
@@ -493,23 +486,14 @@ mod tests {
     async fn a_blob_pushed_again_is_kept_for_the_grace_period() {
         let dir = tempfile::tempdir().unwrap();
         let reg = registry(dir.path());
-        let push = |data: &'static [u8]| {
-            let reg = &reg;
-            async move {
-                let d = Digest::of(Algorithm::Sha256, data);
-                let id = reg.upload_start("r").await.unwrap();
-                reg.upload_append("r", &id, None, once(bytes::Bytes::from_static(data)))
-                    .await
-                    .unwrap();
-                reg.upload_finish("r", &id, &d).await.unwrap();
-                d
-            }
-        };
-        let again = push(b"layer of a deleted image").await;
-        let gone = push(b"another one").await;
+        let again = push_blob(&reg, "r", b"layer of a deleted image").await;
+        let gone = push_blob(&reg, "r", b"another one").await;
         age(dir.path().join(layout::blob(&again)));
         age(dir.path().join(layout::blob(&gone)));
-        assert_eq!(push(b"layer of a deleted image").await, again);
+        assert_eq!(
+            push_blob(&reg, "r", b"layer of a deleted image").await,
+            again
+        );
         let opts = GcOptions {
             dry_run: false,
             grace: Duration::from_secs(60),

@@ -363,10 +363,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
-    use crate::storage::fs::FsStorage;
+    use crate::registry::testing::{push_blob, registry};
 
     /// A PUT by tag and a DELETE by digest of the same manifest, at the same
     /// time, over and over: whatever the interleaving, a tag never outlives
@@ -376,16 +375,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_tag_never_outlives_its_manifest_when_put_and_delete_race() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Arc::new(Registry::new(
-            Arc::new(FsStorage::open(dir.path(), false).unwrap()),
-            Duration::from_secs(3600),
-        ));
-        let config = Digest::of(Algorithm::Sha256, b"{}");
-        let id = reg.upload_start("r").await.unwrap();
-        reg.upload_append("r", &id, None, once(Bytes::from_static(b"{}")))
-            .await
-            .unwrap();
-        reg.upload_finish("r", &id, &config).await.unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        let config = push_blob(&reg, "r", b"{}").await;
         let body = Bytes::from(format!(
             r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
             ct = manifest::OCI_MANIFEST

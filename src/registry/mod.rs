@@ -16,6 +16,8 @@ pub mod names;
 pub mod ops;
 pub mod refglob;
 pub mod retention;
+#[cfg(test)]
+mod testing;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -44,7 +46,6 @@ impl Registry {
         &self.storage
     }
 
-    /// Does the repository hold anything at all?
     /// True when `name` holds anything of its own (blobs, manifests or
     /// referrers), not merely repositories nested under it (`a` of `a/b`).
     pub async fn repository_exists(&self, name: &str) -> Result<bool> {

@@ -225,25 +225,7 @@ impl Registry {
     /// and its bytes are discarded.
     pub async fn upload_finish(&self, name: &str, id: &str, expected: &Digest) -> Result<u64> {
         self.session(name, id).await?;
-        let closing = layout::upload_closing(id);
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self
-                .storage
-                .put_if_absent(&closing, crate::storage::once(bytes::Bytes::new()))
-                .await
-            {
-                Ok(_) => break,
-                // A closing PUT killed mid-way left its claim: taken over
-                // once it is stale, so the session can still be closed.
-                Err(StorageError::AlreadyExists(_)) if tries == 1 && !self.closing(id).await? => {
-                    self.storage.delete(&closing).await?;
-                }
-                Err(StorageError::AlreadyExists(_)) => return Err(being_closed(id)),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.claim_closing(id).await?;
         match self.commit_upload(name, id, expected).await {
             Ok(size) => {
                 self.storage.delete_prefix(&layout::upload(id)).await?;
@@ -261,10 +243,32 @@ impl Registry {
                     self.storage.delete_prefix(&layout::upload(id)).await?;
                 } else {
                     // Anything else (a store's fault): the client may retry.
-                    self.storage.delete(&closing).await?;
+                    self.storage.delete(&layout::upload_closing(id)).await?;
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Claims the session for the closing PUT (`uploads/<id>/closing`); a
+    /// claim left by a PUT killed mid-way is taken over once it is stale.
+    async fn claim_closing(&self, id: &str) -> Result<()> {
+        let key = layout::upload_closing(id);
+        let claim = || {
+            self.storage
+                .put_if_absent(&key, crate::storage::once(bytes::Bytes::new()))
+        };
+        let taken = match claim().await {
+            Err(StorageError::AlreadyExists(_)) if !self.closing(id).await? => {
+                self.storage.delete(&key).await?;
+                claim().await
+            }
+            first => first,
+        };
+        match taken {
+            Ok(_) => Ok(()),
+            Err(StorageError::AlreadyExists(_)) => Err(being_closed(id)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -288,9 +292,8 @@ impl Registry {
             // unreferenced copy would not be).
             Some(key) => match self.storage.rename(&key, &target).await {
                 Ok(()) => {}
-                // A concurrent PUT of this session moved these very bytes
-                // (verified, so to this very key) first.
-                Err(StorageError::NotFound(_)) if self.storage.stat(&target).await?.is_some() => {}
+                // Its chunks went with the session (the claim of a closing
+                // PUT keeps other requests off it, but not expiry).
                 Err(StorageError::NotFound(_)) => return Err(unknown(id)),
                 Err(e) => return Err(e.into()),
             },
@@ -425,9 +428,7 @@ impl Registry {
         }
         Ok(removed)
     }
-}
 
-impl Registry {
     /// When the newest object under `prefix` (and its sub-prefixes) was written.
     async fn newest_object(&self, prefix: &str) -> Result<Option<SystemTime>> {
         let mut newest = None;
@@ -453,14 +454,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::storage::fs::FsStorage;
-
-    fn registry(dir: &std::path::Path) -> Registry {
-        Registry::new(
-            Arc::new(FsStorage::open(dir, false).unwrap()),
-            Duration::from_secs(3600),
-        )
-    }
+    use crate::registry::testing::registry;
 
     #[tokio::test]
     async fn expiry_removes_only_old_sessions() {
@@ -494,8 +488,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Arc::new(registry(dir.path()));
         let id = reg.upload_start("a/b").await.unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
-        let body: ByteStream = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let (tx, body) = fed();
         let append = {
             let (reg, id) = (reg.clone(), id.clone());
             tokio::spawn(async move { reg.upload_append("a/b", &id, None, body).await })
