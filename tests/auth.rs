@@ -49,10 +49,11 @@ fn setup_with(limit: u32) -> Setup {
     std::fs::write(
         dir.path().join("users.htpasswd"),
         format!(
-            "root:{}\nreader:{}\nwriter:{}\n",
+            "root:{}\nreader:{}\nwriter:{}\ntop:{}\n",
             hash("root-pw"),
             hash("reader-pw"),
-            hash("writer-pw")
+            hash("writer-pw"),
+            hash("top-pw")
         ),
     )
     .unwrap();
@@ -76,6 +77,9 @@ permissions = ["pull:**"]
 [[auth.rules]]
 subject = "writer"
 permissions = ["push:team/*", "pull:**"]
+[[auth.rules]]
+subject = "top"
+permissions = ["pull:*", "admin:*"]
 "#,
             dir.path().join("users.htpasswd").display()
         ),
@@ -254,6 +258,13 @@ async fn every_caller_against_every_endpoint() {
             Some(basic("x", &s.expired_token)),
             [401; 7],
         ),
+        (
+            // `*` is one path component: top-level repositories only, so no
+            // catalog and no admin API either.
+            "pull:* and admin:*",
+            Some(basic("top", "top-pw")),
+            [200, 403, 403, 403, 403, 403, 403],
+        ),
         ("wrong password", Some(basic("root", "nope")), [401; 7]),
         ("unknown user", Some(basic("mallory", "root-pw")), [401; 7]),
         ("garbage basic", Some("Basic !!!notbase64".into()), [401; 7]),
@@ -298,6 +309,19 @@ async fn every_caller_against_every_endpoint() {
     );
     let (status, code) = common::oci_error(r).await;
     assert_eq!((status, code.as_str()), (401, "UNAUTHORIZED"));
+    // A bare secret without a scheme is refused without being quoted back
+    // or logged.
+    let r = c
+        .http
+        .get(c.u("/v2/"))
+        .header("Authorization", &s.write_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&s.write_token[5..]), "{body}");
+    assert!(!s.server.log_text().contains(&s.write_token[5..]));
     let r = c
         .http
         .post(c.u("/v2/other/app/blobs/uploads/"))
@@ -402,6 +426,70 @@ async fn registry_token_flow() {
     let body: serde_json::Value = r.json().await.unwrap();
     let claims = decode_claims(body["token"].as_str().unwrap());
     assert_eq!(claims["access"][0]["actions"], serde_json::json!(["pull"]));
+
+    // A user with `*` grants alone gets no catalog scope.
+    let r = token_for(&c, &basic("top", "top-pw"), "registry:catalog:*").await;
+    let claims = decode_claims(
+        r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(claims["access"], serde_json::json!([]));
+    // Names no repository can have are not granted; too many scopes is 400.
+    let r = token_for(
+        &c,
+        &basic("writer", "writer-pw"),
+        "repository:team/a*b:pull",
+    )
+    .await;
+    let claims = decode_claims(
+        r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(claims["access"], serde_json::json!([]));
+    let many: Vec<String> = (0..65)
+        .map(|i| format!("scope=repository:team/r{i}:pull"))
+        .collect();
+    let r = c
+        .http
+        .get(c.u(&format!("/auth/token?service=nora&{}", many.join("&"))))
+        .header("Authorization", basic("writer", "writer-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A registry token (minutes) is not exchanged for a login token (days),
+    // neither as Bearer nor as the Basic password.
+    for authz in [bearer.clone(), basic("writer", &jwt)] {
+        let r = c
+            .http
+            .post(c.u("/auth/login"))
+            .header("Authorization", authz)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    // A lifetime that is not one is a 400, not a silent 30 days.
+    for body in [
+        r#"{"expires_in":"x"}"#,
+        r#"{"expires_in":-5}"#,
+        r#"{"expires_in":1e30}"#,
+        "[1]",
+        "nope",
+    ] {
+        let r = c
+            .http
+            .post(c.u("/auth/login"))
+            .header("Authorization", basic("writer", "writer-pw"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+    }
 
     // Bad credentials at the token endpoint: 401 with a Basic challenge.
     let r = token_for(&c, &basic("writer", "wrong"), "repository:team/app:pull").await;
@@ -605,7 +693,19 @@ async fn repeated_failed_logins_are_slowed_then_refused() {
     let c = s.server.client();
     let bad = basic("root", "guess");
     let mut statuses = Vec::new();
-    for _ in 0..11 {
+    for i in 0..11 {
+        // Logins that succeed from the same address do not reset the count
+        // (else one account of one's own would unlock endless guessing).
+        if i < 9 {
+            let r = c
+                .http
+                .get(c.u("/v2/"))
+                .header("Authorization", basic("reader", "reader-pw"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
         let r = c
             .http
             .get(c.u("/v2/"))
@@ -639,6 +739,43 @@ async fn repeated_failed_logins_are_slowed_then_refused() {
     let log = s.server.log_text();
     assert!(log.contains("login refused"), "{log}");
     assert!(!log.contains("guess"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_anonymous_read_users_may_pull_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("users");
+    std::fs::write(
+        &htpasswd,
+        format!("ci:{}\n", bcrypt::hash("ci-pw", 4).unwrap()),
+    )
+    .unwrap();
+    let config = dir.path().join("nora.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nenabled = true\nanonymous_read = true\nhtpasswd_file = {:?}\n\
+             [[auth.rules]]\nsubject = \"ci\"\npermissions = [\"push:ci/*\"]\n",
+            htpasswd.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_on(
+        &dir.path().join("data"),
+        &[("NORA_CONFIG", config.to_str().unwrap())],
+    );
+    let c = server.client();
+    // ci may push only ci/*, yet pulls what anyone may: sending credentials
+    // never gets less than sending none.
+    let ci = basic("ci", "ci-pw");
+    assert_eq!(
+        statuses(&c, Some(&ci)).await,
+        [200, 404, 403, 403, 403, 200, 403]
+    );
+    assert_eq!(
+        statuses(&c, None).await,
+        [200, 404, 401, 401, 401, 200, 401]
+    );
 }
 
 /// Runs `nora` as a person would, with its own config dir and `stdin`.

@@ -52,7 +52,17 @@ pub fn verify(key: &[u8], service: &str, token: &str) -> Result<Claims, String> 
     v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &v)
         .map(|d| d.claims)
-        .map_err(|e| format!("invalid token: {e}"))
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            // A short reason, not the parser's internals (which JSON field or
+            // algorithm list failed) to whoever sent a forged token.
+            match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::InvalidAudience => "the token is for another service",
+                _ => "invalid token",
+            }
+            .to_string()
+        })
 }
 
 #[cfg(test)]

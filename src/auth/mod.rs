@@ -50,6 +50,10 @@ pub struct Principal {
     pub scoped: bool,
     /// For a token: its storage hash, carried into registry tokens.
     token_hash: Option<String>,
+    /// Proved an htpasswd password on this request: the only credential a
+    /// login token may be exchanged for (a 5-minute registry token must not
+    /// become a 30-day one).
+    by_password: bool,
 }
 
 impl Principal {
@@ -82,6 +86,8 @@ pub struct Auth {
     oidc: oidc::Oidc,
     /// Compiled once: who anonymous callers are.
     anonymous: Principal,
+    /// Granted to every user and token on top of their own (`anonymous_read`).
+    everyone: Vec<Permission>,
     /// Compiled grants, by user name and by registry token (both immutable:
     /// users and rules change only with a restart, a JWT never).
     compiled: std::sync::Mutex<HashMap<String, Principal>>,
@@ -128,8 +134,16 @@ impl Auth {
         } else {
             Vec::new()
         };
+        // What anyone may do, anyone who logs in may do too: podman with
+        // stored credentials must still pull what anonymous callers can.
+        let everyone = if cfg.enabled {
+            anonymous_perms.clone()
+        } else {
+            Vec::new()
+        };
         Ok(Auth {
             anonymous: principal(Who::Anonymous, anonymous_perms, None),
+            everyone,
             compiled: std::sync::Mutex::new(HashMap::new()),
             throttle: throttle::Throttle::new(cfg.failed_login_limit),
             oidc: oidc::Oidc::new(&cfg.oidc)?,
@@ -195,7 +209,9 @@ impl Auth {
                 return self.registry_token(password).await;
             }
             if self.users.verify(user, password) {
-                return Ok(self.user(user));
+                let mut p = self.user(user);
+                p.by_password = true;
+                return Ok(p);
             }
             return Err(Refused("wrong user name or password".into()));
         }
@@ -205,9 +221,11 @@ impl Auth {
             }
             return self.registry_token(rest).await;
         }
-        Err(Refused(format!(
-            "unsupported authorization scheme {scheme:?}"
-        )))
+        // Never quote the header: without a space, all of it is the "scheme",
+        // and that may be a bare secret.
+        Err(Refused(
+            "unsupported authorization scheme (send Basic or Bearer)".into(),
+        ))
     }
 
     async fn token(&self, secret: &str) -> Result<Principal, Refused> {
@@ -226,6 +244,7 @@ impl Auth {
         }
         let mut perms = info.parsed_permissions();
         perms.extend(self.rules.get(&info.name).cloned().unwrap_or_default());
+        perms.extend(self.everyone.iter().cloned());
         Ok(principal(Who::Token(info.name), perms, Some(hash)))
     }
 
@@ -238,7 +257,7 @@ impl Auth {
         let Who::User(user) = &p.who else {
             return Err("log in with a user name and password".into());
         };
-        if p.token_hash.is_some() {
+        if !p.by_password {
             return Err("log in with a password, not a token".into());
         }
         tokens::create_login(
@@ -275,6 +294,7 @@ impl Auth {
             for g in self.groups_of.get(name).into_iter().flatten() {
                 perms.extend(self.rules.get(g).cloned().unwrap_or_default());
             }
+            perms.extend(self.everyone.iter().cloned());
             perms
         };
         principal(Who::User(name.to_string()), perms, None)
@@ -348,7 +368,10 @@ impl Auth {
                 }
                 continue;
             }
-            if kind != "repository" {
+            // Only names a repository can have: a glob character in a granted
+            // name would be escaped into a pattern class, and a token asking
+            // for many of those costs real memory to compile.
+            if kind != "repository" || !crate::registry::names::valid_repository(name) {
                 continue;
             }
             let granted: Vec<String> = actions
@@ -376,7 +399,7 @@ impl Auth {
             aud: self.service.clone(),
             sub,
             iat: now,
-            exp: now + self.token_ttl,
+            exp: now.saturating_add(self.token_ttl),
             access,
             tid: p.token_hash.clone(),
             perms: Vec::new(),
@@ -424,6 +447,7 @@ fn principal(who: Who, perms: Vec<Permission>, token_hash: Option<String>) -> Pr
         grants: Arc::new(Grants::new(&perms)),
         scoped: false,
         token_hash,
+        by_password: false,
     }
 }
 

@@ -87,7 +87,8 @@ pub struct Grants {
     /// One glob set per action (index: Action as usize), each holding the
     /// patterns of every permission that implies that action.
     sets: [Option<GlobSet>; 4],
-    /// Some permission covers every repository: may list the catalog.
+    /// Some permission is `**`, every repository: may list the catalog and,
+    /// for admin, use the admin API. Only `**`: `*` is the top level alone.
     everything: [bool; 4],
 }
 
@@ -102,7 +103,7 @@ impl Grants {
                     b.add(gl);
                     any = true;
                 }
-                if p.pattern == "*" || p.pattern == "**" {
+                if p.pattern == "**" {
                     g.everything[action as usize] = true;
                 }
             }
@@ -171,6 +172,16 @@ mod tests {
             assert!(admin.allows(a, "x/y") && admin.allows_all(a));
         }
         assert!(!Grants::default().allows(Action::Pull, "x"));
+    }
+
+    #[test]
+    fn a_single_star_is_the_top_level_not_everything() {
+        let g = grants(&["pull:*", "admin:*"]);
+        assert!(g.allows(Action::Pull, "lib") && g.allows(Action::Admin, "lib"));
+        assert!(!g.allows(Action::Pull, "backend/secret"));
+        for a in [Action::Pull, Action::Admin] {
+            assert!(!g.allows_all(a), "{a:?}: no catalog, no admin API");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! API tokens, kept in storage so every instance on the same storage sees a
 //! new token or a revocation at once. The secret is shown once at creation;
 //! storage holds only its SHA-256 (the secret is 256 random bits, so a fast
-//! hash is enough) under `auth/tokens/<hash>`.
+//! hash is enough) under `auth/tokens/<hash>`; its last use and its name are
+//! objects of their own (see storage/layout.rs).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -54,6 +55,21 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The longest lifetime a token may be given; without an expiry it never
+/// expires.
+pub const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
+
+/// When a token given `seconds` to live expires (Unix seconds).
+pub fn expiry(seconds: u64) -> Result<u64, String> {
+    if seconds == 0 || seconds > MAX_LIFETIME {
+        return Err(format!(
+            "a token's lifetime must be from 1 second to 100 years, not {seconds} s \
+             (leave it out for a token that never expires)"
+        ));
+    }
+    Ok(now().saturating_add(seconds))
+}
+
 pub fn hash_of(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -95,8 +111,20 @@ pub async fn create(
             "a token needs a --role or at least one --scope".into(),
         ));
     }
+    // Two creations racing for one name: the name object decides, so exactly
+    // one gets the name (listing first catches tokens made before names were
+    // claimed).
     if list(storage).await?.iter().any(|t| t.name == name) {
         return Err(TokenError::Exists(name.to_string()));
+    }
+    let claim = layout::token_name(name);
+    match storage
+        .put_if_absent(&claim, crate::storage::once(bytes::Bytes::new()))
+        .await
+    {
+        Ok(_) => {}
+        Err(StorageError::AlreadyExists(_)) => return Err(TokenError::Exists(name.to_string())),
+        Err(e) => return Err(e.into()),
     }
     let info = TokenInfo {
         name: name.to_string(),
@@ -106,7 +134,11 @@ pub async fn create(
         last_used: None,
         user: None,
     };
-    store(storage, info).await
+    let stored = store(storage, info).await;
+    if stored.is_err() {
+        let _ = storage.delete(&claim).await;
+    }
+    stored
 }
 
 /// Creates the login token of htpasswd user `user` (`nora login`), named
@@ -147,12 +179,31 @@ async fn store(storage: &dyn Storage, info: TokenInfo) -> Result<(String, TokenI
 
 /// Every token, sorted by name (never the secrets: storage has none).
 pub async fn list(storage: &dyn Storage) -> Result<Vec<TokenInfo>, TokenError> {
+    let tokens = entries(storage).await?;
+    let live: std::collections::HashSet<&str> = tokens.iter().map(|(h, _)| h.as_str()).collect();
+    // A last-use write that raced a revocation left its object behind.
+    for e in storage.list(layout::TOKENS_USED).await? {
+        if let Entry::Object(hash) = e
+            && !live.contains(hash.as_str())
+        {
+            storage.delete(&layout::token_used(&hash)).await?;
+        }
+    }
     let mut out = Vec::new();
-    for (_, info) in entries(storage).await? {
+    for (hash, mut info) in tokens {
+        info.last_used = info.last_used.max(last_used(storage, &hash).await);
         out.push(info);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+async fn last_used(storage: &dyn Storage, hash: &str) -> Option<u64> {
+    let raw = storage
+        .read_small(&layout::token_used(hash), 64)
+        .await
+        .ok()?;
+    std::str::from_utf8(&raw).ok()?.trim().parse().ok()
 }
 
 async fn entries(storage: &dyn Storage) -> Result<Vec<(String, TokenInfo)>, TokenError> {
@@ -173,22 +224,32 @@ async fn entries(storage: &dyn Storage) -> Result<Vec<(String, TokenInfo)>, Toke
 }
 
 pub async fn revoke(storage: &dyn Storage, name: &str) -> Result<TokenInfo, TokenError> {
+    // Every token of that name: stores written before names were claimed
+    // may hold more than one.
+    let mut revoked = None;
     for (hash, info) in entries(storage).await? {
         if info.name == name {
-            storage.delete(&layout::token(&hash)).await?;
-            return Ok(info);
+            revoke_hash(storage, &hash).await?;
+            revoked = Some(info);
         }
     }
-    Err(TokenError::NotFound(name.to_string()))
+    let info = revoked.ok_or_else(|| TokenError::NotFound(name.to_string()))?;
+    storage.delete(&layout::token_name(name)).await?;
+    Ok(info)
 }
 
 /// Revokes the token whose secret hashes to `hash` (a token revoking itself).
 pub async fn revoke_hash(storage: &dyn Storage, hash: &str) -> Result<(), TokenError> {
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !valid_hash(hash) {
         return Err(TokenError::NotFound("(this token)".into()));
     }
     storage.delete(&layout::token(hash)).await?;
+    storage.delete(&layout::token_used(hash)).await?;
     Ok(())
+}
+
+fn valid_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The token with secret hash `hash`, if it exists and has not expired.
@@ -196,16 +257,15 @@ pub async fn lookup_hash(
     storage: &dyn Storage,
     hash: &str,
 ) -> Result<Option<TokenInfo>, TokenError> {
-    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !valid_hash(hash) {
         return Ok(None);
     }
-    let key = layout::token(hash);
-    let raw = match storage.read_small(&key, 64 * 1024).await {
+    let raw = match storage.read_small(&layout::token(hash), 64 * 1024).await {
         Ok(raw) => raw,
         Err(StorageError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let Ok(mut info) = serde_json::from_slice::<TokenInfo>(&raw) else {
+    let Ok(info) = serde_json::from_slice::<TokenInfo>(&raw) else {
         return Ok(None);
     };
     let now = now();
@@ -214,13 +274,116 @@ pub async fn lookup_hash(
     }
     if info
         .last_used
+        .max(last_used(storage, hash).await)
         .is_none_or(|t| now.saturating_sub(t) >= LAST_USED_EVERY)
     {
-        info.last_used = Some(now);
-        if let Ok(json) = serde_json::to_vec(&info) {
-            // Best effort: a failed write only makes last_used older.
-            let _ = storage.put_bytes(&key, json.into()).await;
-        }
+        // Its own object, never the token's: a write racing a revocation
+        // would otherwise bring the token back. Best effort: a failed write
+        // only makes last_used older.
+        let _ = storage
+            .put_bytes(&layout::token_used(hash), now.to_string().into())
+            .await;
     }
     Ok(Some(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::perms::role;
+    use crate::storage::fs::FsStorage;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn Storage> = Arc::new(FsStorage::open(dir.path(), false).unwrap());
+        (dir, s)
+    }
+
+    /// A token in use while it is revoked stays revoked: the last-use write
+    /// of a request that looked it up just before must not bring it back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_used_while_revoked_stays_revoked() {
+        let (_dir, s) = store();
+        for round in 0..40 {
+            let name = format!("t{round}");
+            let (secret, _) = create(s.as_ref(), &name, &role("read").unwrap(), None)
+                .await
+                .unwrap();
+            let hash = hash_of(&secret);
+            let users: Vec<_> = (0..6)
+                .map(|_| {
+                    let (s, hash) = (s.clone(), hash.clone());
+                    tokio::spawn(async move { lookup_hash(s.as_ref(), &hash).await })
+                })
+                .collect();
+            revoke(s.as_ref(), &name).await.unwrap();
+            for u in users {
+                u.await.unwrap().unwrap();
+            }
+            assert!(
+                lookup_hash(s.as_ref(), &hash).await.unwrap().is_none(),
+                "round {round}"
+            );
+        }
+        // What the races left of last-use records goes with the next listing.
+        assert!(list(s.as_ref()).await.unwrap().is_empty());
+        assert!(s.list(layout::TOKENS_USED).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_name_one_token_even_when_created_at_once() {
+        let (_dir, s) = store();
+        let made: Vec<_> = (0..6)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    create(s.as_ref(), "ci", &role("write").unwrap(), None).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for m in made {
+            match m.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(TokenError::Exists(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won, 1);
+        // Stores from before names were claimed may hold two of a name:
+        // revoking the name revokes both, and frees it.
+        let legacy = TokenInfo {
+            name: "ci".into(),
+            permissions: vec!["pull:**".into()],
+            created: now(),
+            expires: None,
+            last_used: None,
+            user: None,
+        };
+        let (old, _) = store_info(s.as_ref(), legacy).await;
+        revoke(s.as_ref(), "ci").await.unwrap();
+        assert!(
+            lookup_hash(s.as_ref(), &hash_of(&old))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(list(s.as_ref()).await.unwrap().is_empty());
+        create(s.as_ref(), "ci", &role("read").unwrap(), None)
+            .await
+            .unwrap();
+    }
+
+    async fn store_info(s: &dyn Storage, info: TokenInfo) -> (String, TokenInfo) {
+        super::store(s, info).await.unwrap()
+    }
+
+    #[test]
+    fn lifetimes_are_checked_not_wrapped() {
+        assert!(expiry(0).is_err());
+        assert!(expiry(u64::MAX).is_err());
+        assert!(expiry(MAX_LIFETIME + 1).is_err());
+        assert!(expiry(60).unwrap() >= now() + 60);
+    }
 }

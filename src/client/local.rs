@@ -143,7 +143,10 @@ impl Client for Local {
         for s in &req.scopes {
             permissions.push(Permission::parse(s).map_err(invalid)?);
         }
-        let expires = req.expires_in.map(|s| tokens::now() + s);
+        let expires = req
+            .expires_in
+            .map(|s| tokens::expiry(s).map_err(invalid))
+            .transpose()?;
         let (secret, token) = tokens::create(
             self.reg.storage().as_ref(),
             &req.name,

@@ -90,7 +90,7 @@ impl RegistryError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         RegistryError {
             code,
-            message: message.into(),
+            message: capped(message.into()),
             detail: None,
         }
     }
@@ -99,6 +99,22 @@ impl RegistryError {
         self.detail = Some(detail);
         self
     }
+}
+
+/// Messages quote what the client sent (a name, a digest, a header); a
+/// 60 KB name should not come back as a 60 KB error body and log line.
+const MAX_MESSAGE: usize = 512;
+
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 impl From<StorageError> for RegistryError {
@@ -127,6 +143,15 @@ impl From<StorageError> for RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_char_boundary() {
+        let e = RegistryError::new(Code::NameInvalid, "é".repeat(1000));
+        assert!(e.message.len() <= MAX_MESSAGE + "…".len());
+        assert!(e.message.ends_with("é…"));
+        let short = RegistryError::new(Code::NameInvalid, "short");
+        assert_eq!(short.message, "short");
+    }
 
     #[test]
     fn a_full_disk_is_named_and_507() {

@@ -199,7 +199,11 @@ impl Registry {
     }
 
     async fn gc_locked(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
-        let cutoff = SystemTime::now() - opts.grace;
+        // A grace longer than the clock has run keeps everything (and must not
+        // panic: it comes from the API and the command line).
+        let cutoff = SystemTime::now()
+            .checked_sub(opts.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut report = GcReport {
             dry_run: opts.dry_run,
             ..Default::default()
@@ -515,6 +519,25 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// The API and the command line take any grace: one longer than the
+    /// clock has run keeps everything (it used to panic and leave the lock).
+    #[tokio::test]
+    async fn a_grace_past_the_epoch_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        push_blob(&reg, "r", b"unreferenced").await;
+        for dry_run in [true, false] {
+            let opts = GcOptions {
+                dry_run,
+                grace: Duration::MAX,
+                upload_ttl: Duration::MAX,
+            };
+            let report = reg.gc(&opts, &|_, _, _| {}).await.unwrap();
+            assert_eq!(report.blobs_removed, 0);
+        }
+        assert!(!dir.path().join("gc/lock").exists());
     }
 
     #[tokio::test]

@@ -33,7 +33,13 @@ pub fn realm(public_url: Option<&str>, headers: &HeaderMap) -> String {
             let host = headers
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+                // Only what a host[:port] is made of: the value lands inside a
+                // quoted challenge parameter.
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+                })
                 .unwrap_or("localhost");
             format!("http://{host}")
         }
@@ -120,12 +126,7 @@ pub async fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Principal,
         return Err(Failed::Throttled(r));
     }
     match auth.authenticate(headers).await {
-        Ok(p) => {
-            if !p.is_anonymous() {
-                auth.throttle.succeeded(peer);
-            }
-            Ok(p)
-        }
+        Ok(p) => Ok(p),
         Err(e) => {
             tracing::warn!(
                 target: "nora::audit",
@@ -141,6 +142,11 @@ pub async fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Principal,
         }
     }
 }
+
+/// Scopes one token request may ask for. Clients ask for one to a few (a
+/// push with cross-repository mounts: one per source); each costs memory in
+/// the token's compiled grants.
+const MAX_SCOPES: usize = 64;
 
 /// `GET /auth/token`: Basic credentials or an API token in, a short-lived
 /// registry token out, limited to the requested scopes the caller holds.
@@ -189,6 +195,13 @@ async fn token(auth: &Auth, query: &str, headers: &HeaderMap) -> Response {
     }
     if !service_ok {
         return error_of(Code::Denied, StatusCode::BAD_REQUEST, "unknown service");
+    }
+    if scopes.len() > MAX_SCOPES {
+        return error_of(
+            Code::Denied,
+            StatusCode::BAD_REQUEST,
+            &format!("at most {MAX_SCOPES} scopes per token request"),
+        );
     }
     match auth.issue(&p, &scopes) {
         Ok((token, expires_in)) => {
@@ -292,7 +305,6 @@ async fn oidc_token(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
     let peer_s = peer.map(|p| p.to_string()).unwrap_or_default();
     match auth.oidc_token(&id_token).await {
         Ok((token, expires_in, who)) => {
-            auth.throttle.succeeded(peer);
             tracing::info!(target: "nora::audit", who = %who, peer = %peer_s, "oidc login");
             json(
                 StatusCode::OK,
@@ -353,11 +365,10 @@ async fn login(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
         Err(Failed::Throttled(r)) => return r,
         Err(Failed::Refused(m)) => return admin_refusal(StatusCode::UNAUTHORIZED, &m),
     };
-    let expires_in = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["expires_in"].as_u64())
-        .unwrap_or(LOGIN_TTL)
-        .clamp(60, LOGIN_TTL_MAX);
+    let expires_in = match login_ttl(body) {
+        Ok(s) => s,
+        Err(m) => return admin_refusal(StatusCode::BAD_REQUEST, &m),
+    };
     let peer = super::request_log::peer_of(headers)
         .map(|p| p.to_string())
         .unwrap_or_default();
@@ -370,6 +381,29 @@ async fn login(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
             )
         }
         Err(e) => admin_refusal(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// The login token's lifetime from the optional body: the default when
+/// absent, else exactly what was asked or a 400 (never a silent 30 days for
+/// a value that did not parse).
+fn login_ttl(body: &[u8]) -> Result<u64, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(LOGIN_TTL);
+    }
+    let usage = || {
+        format!("the body must be {{\"expires_in\": SECONDS}}, SECONDS from 60 to {LOGIN_TTL_MAX}")
+    };
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| usage())?;
+    let Some(obj) = v.as_object() else {
+        return Err(usage());
+    };
+    match obj.get("expires_in") {
+        None | Some(serde_json::Value::Null) => Ok(LOGIN_TTL),
+        Some(n) => n
+            .as_u64()
+            .filter(|s| (60..=LOGIN_TTL_MAX).contains(s))
+            .ok_or_else(usage),
     }
 }
 
@@ -391,5 +425,43 @@ async fn logout(auth: &Auth, headers: &HeaderMap) -> Response {
             r
         }
         Err(e) => admin_refusal(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_realm_takes_only_a_host_from_the_host_header() {
+        let with = |host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::HOST, host.parse().unwrap());
+            realm(None, &h)
+        };
+        assert_eq!(
+            with("reg.example:4000"),
+            "http://reg.example:4000/auth/token"
+        );
+        assert_eq!(with("[::1]:4000"), "http://[::1]:4000/auth/token");
+        assert_eq!(with("evil.com\"x"), "http://localhost/auth/token");
+        assert_eq!(with("a,b"), "http://localhost/auth/token");
+    }
+
+    #[test]
+    fn a_login_lifetime_is_what_was_asked_or_refused() {
+        assert_eq!(login_ttl(b""), Ok(LOGIN_TTL));
+        assert_eq!(login_ttl(br#"{"expires_in":null}"#), Ok(LOGIN_TTL));
+        assert_eq!(login_ttl(br#"{}"#), Ok(LOGIN_TTL));
+        assert_eq!(login_ttl(br#"{"expires_in":3600}"#), Ok(3600));
+        for bad in [
+            r#"{"expires_in":0}"#,
+            r#"{"expires_in":"x"}"#,
+            r#"{"expires_in":1e30}"#,
+            "[]",
+            "x",
+        ] {
+            assert!(login_ttl(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

@@ -58,7 +58,16 @@
 //! auth/tokens/<sha256 of the secret, hex>
 //!     An API token (JSON: name, permissions, created, expires, last_used).
 //!     The secret itself is never stored; deleting the object revokes the
-//!     token on every instance at once.
+//!     token on every instance at once. Written once, never rewritten.
+//! auth/token-used/<same hash>
+//!     When the token was last used (Unix seconds, text; written at most once
+//!     a minute). Apart from the token so that this write, racing a
+//!     revocation, cannot bring the token back: without its token it is
+//!     ignored, and `nora token ls` removes it.
+//! auth/token-names/<name>
+//!     Empty; created with put_if_absent when an API token of that name is
+//!     made, so two creations racing for one name cannot both win. Removed
+//!     with the token. Login tokens (random names) have none.
 //! auth/jwt-key
 //!     The key that signs the short-lived registry tokens of `/auth/token`
 //!     (random, created once with put_if_absent, shared by all instances).
@@ -216,6 +225,16 @@ pub const JWT_KEY: &str = "auth/jwt-key";
 
 pub fn token(hash: &str) -> String {
     format!("{TOKENS}/{hash}")
+}
+
+pub const TOKENS_USED: &str = "auth/token-used";
+
+pub fn token_used(hash: &str) -> String {
+    format!("{TOKENS_USED}/{hash}")
+}
+
+pub fn token_name(name: &str) -> String {
+    format!("auth/token-names/{name}")
 }
 
 pub const GC_LOCK: &str = "gc/lock";
