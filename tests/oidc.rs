@@ -99,6 +99,7 @@ fn fake_issuer(
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<Mutex<u32>>,
     gh_token: Arc<Mutex<String>>,
+    jwks_delay: Arc<Mutex<std::time::Duration>>,
 ) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -110,9 +111,14 @@ fn fake_issuer(
             let discovery = warp::path!(".well-known" / "openid-configuration").map(move || {
                 warp::reply::json(&json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}))
             });
-            let jwks = warp::path!("jwks").map(move || {
+            let jwks = warp::path!("jwks").then(move || {
                 *fetches.lock().unwrap() += 1;
-                warp::reply::json(&json!({"keys": *keys.lock().unwrap()}))
+                let body = json!({"keys": *keys.lock().unwrap()});
+                let delay = *jwks_delay.lock().unwrap();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    warp::reply::json(&body)
+                }
             });
             let github = warp::path!("gh-id-token")
                 .and(warp::header::<String>("authorization"))
@@ -154,7 +160,13 @@ async fn ci_id_tokens_become_registry_tokens() {
     let keys = Arc::new(Mutex::new(vec![rsa.jwk.clone(), ec.jwk.clone()]));
     let fetches = Arc::new(Mutex::new(0));
     let gh_token = Arc::new(Mutex::new(String::new()));
-    let issuer = fake_issuer(keys.clone(), fetches.clone(), gh_token.clone());
+    let jwks_delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
+    let issuer = fake_issuer(
+        keys.clone(),
+        fetches.clone(),
+        gh_token.clone(),
+        jwks_delay.clone(),
+    );
     let config = dir.path().join("nora.toml");
     std::fs::write(
         &config,
@@ -237,9 +249,21 @@ permissions = ["admin:**"]
     assert_eq!(*fetches.lock().unwrap(), 1, "JWKS cached");
 
     // Key rotation: an unknown kid makes nora fetch the JWKS again, once.
+    // The issuer is slow to answer; tokens whose key is cached do not wait.
     keys.lock().unwrap().push(rotated.jwk.clone());
-    let r = exchange(sign(&rotated, &claims(json!({}))), false).await;
+    *jwks_delay.lock().unwrap() = std::time::Duration::from_secs(2);
+    let slow = tokio::spawn(exchange(sign(&rotated, &claims(json!({}))), false));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let r = exchange(sign(&rsa, &claims(json!({}))), false).await;
     assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "a known key waited for the refetch: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(slow.await.unwrap().status(), 200);
+    *jwks_delay.lock().unwrap() = std::time::Duration::ZERO;
     assert_eq!(*fetches.lock().unwrap(), 2);
     let mut ghost = rsa_key(dir.path(), "ghost");
     ghost.kid = "never-published".into();

@@ -33,7 +33,10 @@ struct Provider {
     issuer: String,
     audience: String,
     rules: Vec<Rule>,
-    jwks: Mutex<Keys>,
+    jwks: std::sync::Mutex<Keys>,
+    /// Held while fetching, so one fetch runs at a time; tokens whose key is
+    /// cached never wait for it (a slow issuer must not stall them).
+    fetching: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -84,7 +87,8 @@ impl Oidc {
                 issuer: p.issuer.clone(),
                 audience: p.audience.clone(),
                 rules,
-                jwks: Mutex::new(Keys::default()),
+                jwks: std::sync::Mutex::new(Keys::default()),
+                fetching: Mutex::new(()),
             });
         }
         let http = reqwest::Client::builder()
@@ -174,26 +178,38 @@ impl Oidc {
 impl Provider {
     /// The decoding key for `kid`, from the cached JWKS or a fresh one.
     async fn key(&self, http: &reqwest::Client, kid: &str) -> Result<DecodingKey, String> {
-        let mut keys = self.jwks.lock().await;
-        let fetch = match &keys.set {
-            None => true,
-            Some(set) if set.find(kid).is_some() => false,
+        if let Some(key) = self.cached(kid) {
+            return key;
+        }
+        let _one_fetch = self.fetching.lock().await;
+        if let Some(key) = self.cached(kid) {
+            return key; // fetched while we waited
+        }
+        let fetch = {
+            let mut keys = self.jwks.lock().unwrap_or_else(|p| p.into_inner());
             // A key we do not know: the issuer may have rotated its keys.
-            Some(_) => keys
-                .miss_fetch
-                .is_none_or(|t| t.elapsed() >= REFETCH_AT_MOST_EVERY),
-        };
-        if fetch {
-            if keys.set.is_some() {
+            let fetch = keys.set.is_none()
+                || keys
+                    .miss_fetch
+                    .is_none_or(|t| t.elapsed() >= REFETCH_AT_MOST_EVERY);
+            if fetch && keys.set.is_some() {
                 keys.miss_fetch = Some(Instant::now());
             }
-            keys.set = Some(self.fetch_jwks(http).await?);
+            fetch
+        };
+        if fetch {
+            let set = self.fetch_jwks(http).await?;
+            self.jwks.lock().unwrap_or_else(|p| p.into_inner()).set = Some(set);
         }
-        let set = keys.set.as_ref().ok_or("no JWKS")?;
-        let jwk = set
-            .find(kid)
-            .ok_or_else(|| format!("unknown key id {kid:?} for issuer {}", self.issuer))?;
-        DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key {kid:?}: {e}"))
+        self.cached(kid)
+            .unwrap_or_else(|| Err(format!("unknown key id {kid:?} for issuer {}", self.issuer)))
+    }
+
+    /// The key for `kid` if the cached JWKS has it.
+    fn cached(&self, kid: &str) -> Option<Result<DecodingKey, String>> {
+        let keys = self.jwks.lock().unwrap_or_else(|p| p.into_inner());
+        let jwk = keys.set.as_ref()?.find(kid)?;
+        Some(DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key {kid:?}: {e}")))
     }
 
     async fn fetch_jwks(&self, http: &reqwest::Client) -> Result<JwkSet, String> {
