@@ -127,18 +127,36 @@ async fn dispatch(
             ok(&client.token_revoke(&name).await?)
         }
         ("GET", "jobs") => ok(&jobs.status()),
-        (
-            _,
-            p @ ("images" | "inspect" | "tag" | "delete" | "gc" | "retention" | "usage" | "jobs"),
-        ) => Err(ClientError::new(
-            ErrorKind::Invalid,
-            format!("method {method} not allowed on /api/v1/{p}"),
-        )),
-        (_, p) => Err(ClientError::new(
-            ErrorKind::NotFound,
-            format!("no such admin endpoint: /api/v1/{p}"),
-        )),
+        (_, p) => match allowed_methods(p) {
+            Some(allow) => {
+                let e = ClientError::new(
+                    ErrorKind::Invalid,
+                    format!("method {method} not allowed on /api/v1/{p} (allowed: {allow})"),
+                );
+                let mut r = json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &serde_json::json!({ "error": e }),
+                );
+                super::oci::response::set(&mut r, "Allow", allow);
+                Ok(r)
+            }
+            None => Err(ClientError::new(
+                ErrorKind::NotFound,
+                format!("no such admin endpoint: /api/v1/{p}"),
+            )),
+        },
     }
+}
+
+/// The methods an admin endpoint takes, for a 405's `Allow`.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "images" | "inspect" | "usage" | "jobs" => "GET",
+        "tag" | "delete" | "gc" | "retention" => "POST",
+        "tokens" => "GET, POST",
+        p if p.starts_with("tokens/") => "DELETE",
+        _ => return None,
+    })
 }
 
 #[derive(Deserialize)]

@@ -385,7 +385,8 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
             ),
             ("GET", "/api/v1/inspect", "", 400, "invalid"),
             ("GET", "/api/v1/nope", "", 404, "not_found"),
-            ("DELETE", "/api/v1/images", "", 400, "invalid"),
+            ("DELETE", "/api/v1/images", "", 405, "invalid"),
+            ("GET", "/api/v1/tokens/x", "", 405, "invalid"),
         ] {
             let r = c
                 .http
@@ -395,6 +396,9 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), status, "{method} {path} {body}");
+            if status == 405 {
+                assert!(r.headers().contains_key("allow"));
+            }
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"]["kind"], kind, "{v}");
             assert!(v["error"]["message"].as_str().unwrap().len() > 3);
