@@ -93,8 +93,10 @@ pub struct Auth {
     compiled: std::sync::Mutex<HashMap<String, Principal>>,
 }
 
-/// Entries kept in `compiled` before it is simply cleared.
-const COMPILED_MAX: usize = 10_000;
+/// Entries kept in `compiled` before it is simply cleared: a bound on the
+/// memory a flood of fresh registry tokens can take (each up to 64 scopes);
+/// a miss only costs compiling a few globs again.
+const COMPILED_MAX: usize = 2_000;
 
 impl Auth {
     /// Auth as configured. With auth enabled this loads the users and the

@@ -118,14 +118,14 @@ impl Remote {
             }
             ClientError::new(
                 ErrorKind::Unreachable,
-                format!("reading the answer of {url}: {e}"),
+                format!("reading the answer of {}: {e}", shown(&url)),
             )
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 ClientError::new(
                     ErrorKind::Failed,
-                    format!("{url} answered something unexpected: {e}"),
+                    format!("{} answered something unexpected: {e}", shown(&url)),
                 )
             });
         }
@@ -141,7 +141,7 @@ impl Remote {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Denied,
                     _ => ErrorKind::Failed,
                 },
-                format!("{url}: HTTP {status} (is this a nora server?)"),
+                format!("{}: HTTP {status} (is this a nora server?)", shown(&url)),
             )),
         }
     }
@@ -168,10 +168,23 @@ pub fn quick_limit(timeout: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// `base` fit for a message: a password in it (`http://user:pw@host`,
+/// which reqwest sends as Basic credentials) shows as `***`.
+pub fn shown(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.as_str().trim_end_matches('/').to_string()
+        }
+        _ => base.to_string(),
+    }
+}
+
 /// What a command says when `base` took the request and never answered.
 pub fn no_answer(base: &str, limit: Option<Duration>) -> String {
     format!(
-        "{base} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit)",
+        "{} did not answer within {} s (--timeout SECS to wait longer, 0 for no limit)",
+        shown(base),
         limit.map_or(0, |d| d.as_secs())
     )
 }
@@ -186,7 +199,7 @@ pub fn unreachable(base: &str, e: &reqwest::Error, limit: Option<Duration>) -> S
     } else {
         root_cause(e)
     };
-    format!("cannot reach {base}: {why}")
+    format!("cannot reach {}: {why}", shown(base))
 }
 
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -276,6 +289,16 @@ mod tests {
     fn limits(timeout: Option<u64>) -> (Option<Duration>, Option<Duration>) {
         let r = Remote::new("http://127.0.0.1:1", None, timeout.map(Duration::from_secs)).unwrap();
         (r.limit(Wait::Quick), r.limit(Wait::Long))
+    }
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        assert_eq!(shown("http://ci:s3cret@reg:4000"), "http://ci:***@reg:4000");
+        assert_eq!(
+            shown("http://reg:4000/api/v1/x"),
+            "http://reg:4000/api/v1/x"
+        );
+        assert_eq!(shown("http://"), "http://");
     }
 
     #[test]
