@@ -277,6 +277,10 @@ impl Client for Remote {
     }
 
     async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
+        if name.is_empty() {
+            // `tokens/` is no token's path: answer as storage would.
+            return Err(ClientError::new(ErrorKind::NotFound, "no token named \"\""));
+        }
         self.fetch(Method::DELETE, &format!("tokens/{}", q(name)))
             .await
     }
