@@ -88,14 +88,13 @@ pub struct Auth {
     anonymous: Principal,
     /// Granted to every user and token on top of their own (`anonymous_read`).
     everyone: Vec<Permission>,
-    /// Compiled grants, by user name and by registry token (both immutable:
-    /// users and rules change only with a restart, a JWT never).
+    /// Compiled grants, by user name and by OIDC-issued registry token (both
+    /// immutable: users and rules change only with a restart, a JWT never).
     compiled: std::sync::Mutex<HashMap<String, Principal>>,
 }
 
-/// Entries kept in `compiled` before it is simply cleared: a bound on the
-/// memory a flood of fresh registry tokens can take (each up to 64 scopes);
-/// a miss only costs compiling a few globs again.
+/// Entries kept in `compiled` (users, OIDC-issued tokens) before it is
+/// simply cleared; a miss only costs compiling a few globs again.
 const COMPILED_MAX: usize = 2_000;
 
 impl Auth {
@@ -314,39 +313,49 @@ impl Auth {
                 ));
             }
         }
-        let mut perms: Vec<Permission> = claims
-            .perms
-            .iter()
-            .filter_map(|p| Permission::parse(p).ok())
-            .collect();
-        let scoped = claims.perms.is_empty();
-        if claims
-            .access
-            .iter()
-            .any(|a| a.kind == "registry" && a.name == "catalog")
-        {
-            perms.push(Permission {
-                action: Action::Pull,
-                pattern: "**".into(),
-            });
-        }
-        for a in claims.access.iter().filter(|a| a.kind == "repository") {
-            for action in a.actions.iter().filter_map(|s| Action::parse(s)) {
+        let who = match &claims.tid {
+            Some(_) => Who::Token(claims.sub.clone()),
+            None if claims.sub == "anonymous" => Who::Anonymous,
+            None => Who::User(claims.sub.clone()),
+        };
+        // Scopes are exact names: a map built per request, never cached (a
+        // flood of fresh tokens must not grow memory). Globs come only from
+        // an OIDC exchange (the configured rules): those are compiled once.
+        let compile = || {
+            let mut perms: Vec<Permission> = claims
+                .perms
+                .iter()
+                .filter_map(|p| Permission::parse(p).ok())
+                .collect();
+            if claims
+                .access
+                .iter()
+                .any(|a| a.kind == "registry" && a.name == "catalog")
+            {
                 perms.push(Permission {
-                    action,
-                    pattern: escape_glob(&a.name),
+                    action: Action::Pull,
+                    pattern: "**".into(),
                 });
             }
-        }
-        let who = match claims.tid {
-            Some(_) => Who::Token(claims.sub),
-            None if claims.sub == "anonymous" => Who::Anonymous,
-            None => Who::User(claims.sub),
+            let mut grants = Grants::new(&perms);
+            for a in claims.access.iter().filter(|a| a.kind == "repository") {
+                for action in a.actions.iter().filter_map(|s| Action::parse(s)) {
+                    grants.grant_name(action, &a.name);
+                }
+            }
+            Principal {
+                who: who.clone(),
+                grants: Arc::new(grants),
+                scoped: claims.perms.is_empty(),
+                token_hash: None,
+                by_password: false,
+            }
         };
-        Ok(self.cached(token, || Principal {
-            scoped,
-            ..principal(who, perms, None)
-        }))
+        Ok(if claims.perms.is_empty() {
+            compile()
+        } else {
+            self.cached(token, compile)
+        })
     }
 
     /// A registry token for `principal` with the requested scopes narrowed to
@@ -370,9 +379,8 @@ impl Auth {
                 }
                 continue;
             }
-            // Only names a repository can have: a glob character in a granted
-            // name would be escaped into a pattern class, and a token asking
-            // for many of those costs real memory to compile.
+            // Only names a repository can have: nothing else is worth
+            // signing into a token.
             if kind != "repository" || !crate::registry::names::valid_repository(name) {
                 continue;
             }
@@ -451,16 +459,6 @@ fn principal(who: Who, perms: Vec<Permission>, token_hash: Option<String>) -> Pr
         token_hash,
         by_password: false,
     }
-}
-
-/// Repository names are matched as globs; a granted name is literal.
-fn escape_glob(name: &str) -> String {
-    name.chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '[' | ']' | '{' | '}' | '\\' => vec!['[', c, ']'],
-            c => vec![c],
-        })
-        .collect()
 }
 
 /// The token signing key: 32 random bytes in storage, created by whichever

@@ -90,6 +90,10 @@ pub struct Grants {
     /// Some permission is `**`, every repository: may list the catalog and,
     /// for admin, use the admin API. Only `**`: `*` is the top level alone.
     everything: [bool; 4],
+    /// Exact repository names and what each may do (a registry token's
+    /// scopes): a lookup, not a glob to compile, so a token asking for many
+    /// long names costs little.
+    names: std::collections::HashMap<String, [bool; 4]>,
 }
 
 impl Grants {
@@ -114,10 +118,23 @@ impl Grants {
         g
     }
 
+    /// Adds `action` on exactly the repository `name` (and what it implies).
+    pub fn grant_name(&mut self, action: Action, name: &str) {
+        let entry = self.names.entry(name.to_string()).or_default();
+        for a in [Action::Pull, Action::Push, Action::Delete, Action::Admin] {
+            if action.implies(a) {
+                entry[a as usize] = true;
+            }
+        }
+    }
+
     pub fn allows(&self, action: Action, repository: &str) -> bool {
-        self.sets[action as usize]
-            .as_ref()
-            .is_some_and(|s| s.is_match(repository))
+        self.names
+            .get(repository)
+            .is_some_and(|a| a[action as usize])
+            || self.sets[action as usize]
+                .as_ref()
+                .is_some_and(|s| s.is_match(repository))
     }
 
     /// May `action` on every repository (the catalog, the admin API).
@@ -172,6 +189,16 @@ mod tests {
             assert!(admin.allows(a, "x/y") && admin.allows_all(a));
         }
         assert!(!Grants::default().allows(Action::Pull, "x"));
+    }
+
+    #[test]
+    fn names_are_exact_and_imply_like_globs() {
+        let mut g = grants(&["pull:lib/*"]);
+        g.grant_name(Action::Push, "team/a*b");
+        assert!(g.allows(Action::Push, "team/a*b") && g.allows(Action::Pull, "team/a*b"));
+        assert!(!g.allows(Action::Push, "team/axb"), "not a pattern");
+        assert!(!g.allows(Action::Delete, "team/a*b"));
+        assert!(g.allows(Action::Pull, "lib/x") && !g.allows(Action::Pull, "team/x"));
     }
 
     #[test]
