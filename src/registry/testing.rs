@@ -10,7 +10,10 @@ use bytes::Bytes;
 use super::Registry;
 use super::digest::{Algorithm, Digest};
 use crate::storage::fs::FsStorage;
-use crate::storage::once;
+use crate::storage::{
+    ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result as StorageResult, Storage,
+    StorageError, once,
+};
 
 /// A registry on `dir` (no fsync, uploads expire after an hour).
 pub fn registry(dir: &Path) -> Registry {
@@ -29,4 +32,48 @@ pub async fn push_blob(reg: &Registry, repo: &str, data: &'static [u8]) -> Diges
         .expect("append");
     reg.upload_finish(repo, &id, &d).await.expect("finish");
     d
+}
+
+/// A store whose conditional write is a look, then a write (as some
+/// S3-compatible servers do it): two writers can both "win". Each write
+/// waits a random moment first, so racing requests interleave every way.
+pub struct LaxStore(pub FsStorage);
+
+async fn jitter() {
+    tokio::time::sleep(Duration::from_micros(rand::random::<u64>() % 2000)).await;
+}
+
+#[async_trait::async_trait]
+impl Storage for LaxStore {
+    async fn put(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        jitter().await;
+        self.0.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        if self.0.stat(key).await?.is_some() {
+            return Err(StorageError::AlreadyExists(key.to_string()));
+        }
+        self.put(key, body).await
+    }
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<GetObject> {
+        self.0.get(key, range).await
+    }
+    async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.0.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.0.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
+        self.0.delete_prefix(prefix).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> StorageResult<()> {
+        self.0.rename(from, to).await
+    }
+    async fn ping(&self) -> StorageResult<()> {
+        self.0.ping().await
+    }
 }

@@ -29,6 +29,25 @@ struct Session {
 struct Part {
     offset: u64,
     size: u64,
+    /// The key holding its bytes.
+    data: String,
+    /// Its sha256 (hex), known without reading it.
+    sha256: Option<String>,
+}
+
+/// A claim object is this short; anything longer is a chunk's bytes (the
+/// form sessions begun before claims have).
+const CLAIM_MAX: u64 = 128;
+
+/// A chunk's claim, "<sha256 hex> <size> <writer>".
+fn parse_claim(raw: &[u8]) -> Option<(String, u64, String)> {
+    let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut it = std::str::from_utf8(raw).ok()?.split(' ');
+    let (sha, size, writer) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || !hex_of(sha, 64) || !hex_of(writer, 16) {
+        return None;
+    }
+    Some((sha.to_string(), size.parse().ok()?, writer.to_string()))
 }
 
 fn now_secs() -> u64 {
@@ -125,15 +144,47 @@ impl Registry {
             let Some(offset) = layout::parse_upload_part(&file) else {
                 continue;
             };
-            if let Some(meta) = self.storage.stat(&layout::upload_part(id, offset)).await? {
-                parts.push(Part {
-                    offset,
-                    size: meta.size,
-                });
+            if let Some(part) = self.part(id, offset).await? {
+                parts.push(part);
             }
         }
         parts.sort_by_key(|p| p.offset);
         Ok(parts)
+    }
+
+    /// The chunk claimed at `offset` (see storage/layout.rs).
+    async fn part(&self, id: &str, offset: u64) -> Result<Option<Part>> {
+        let key = layout::upload_part(id, offset);
+        match self.storage.read_small(&key, CLAIM_MAX).await {
+            Ok(raw) => {
+                if let Some((sha256, size, writer)) = parse_claim(&raw) {
+                    return Ok(Some(Part {
+                        offset,
+                        size,
+                        data: layout::upload_part_data(id, offset, &writer),
+                        sha256: Some(sha256),
+                    }));
+                }
+            }
+            Err(StorageError::NotFound(_)) => return Ok(None),
+            // Larger than a claim: a chunk's own bytes (older sessions).
+            Err(_) => {}
+        }
+        let Some(meta) = self.storage.stat(&key).await? else {
+            return Ok(None);
+        };
+        let sha256 = self
+            .storage
+            .read_small(&layout::upload_part_hash(id, offset), 1024)
+            .await
+            .ok()
+            .map(|h| String::from_utf8_lossy(&h).into_owned());
+        Ok(Some(Part {
+            offset,
+            size: meta.size,
+            data: key,
+            sha256,
+        }))
     }
 
     /// Bytes received so far (the next expected offset).
@@ -170,15 +221,42 @@ impl Registry {
                 None => Ok(offset),
             };
         };
-        // Written only if absent: a chunk is never replaced, so the hash
-        // stored beside it below is always of these very bytes (two requests
-        // racing for one offset could otherwise leave one's bytes under the
-        // other's hash, and a closing PUT would trust it).
-        let part = layout::upload_part(id, offset);
+        // The bytes go under a key of this request's own; then one claim,
+        // written only if absent, makes them the chunk at this offset and
+        // carries their hash. Bytes and hash are never two writes that
+        // racing requests could pair up wrongly, even on a store whose
+        // conditional write is not exclusive (there the last claim wins,
+        // whole).
+        let writer = format!("{:016x}", rand::random::<u64>());
+        let data = layout::upload_part_data(id, offset, &writer);
         let (body, tally) = hashing(body, Algorithm::Sha256.hasher());
-        let written = match self.storage.put_if_absent(&part, body).await {
-            Ok(n) => n,
-            Err(StorageError::AlreadyExists(_)) => {
+        let written = self.storage.put(&data, body).await?;
+        if let Some(n) = claimed
+            && n != written
+        {
+            self.storage.delete(&data).await?;
+            return Err(size_mismatch(n, written));
+        }
+        // The stream was read to its end once: the tally has its hash.
+        let Some((digest, _)) = tally.finish() else {
+            self.storage.delete(&data).await?;
+            return Err(RegistryError::new(Code::Internal, "chunk hash unavailable"));
+        };
+        let claim = format!("{} {written} {writer}", digest.hex());
+        match self
+            .storage
+            .put_if_absent(
+                &layout::upload_part(id, offset),
+                crate::storage::once(claim.into()),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                self.storage.delete(&data).await?;
+                if !matches!(e, StorageError::AlreadyExists(_)) {
+                    return Err(e.into());
+                }
                 let now = self.upload_status(name, id).await?;
                 return Err(RegistryError::new(
                     Code::RangeInvalid,
@@ -186,21 +264,6 @@ impl Registry {
                 )
                 .with_detail(serde_json::json!({ "offset": now })));
             }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(n) = claimed
-            && n != written
-        {
-            self.storage.delete(&part).await?;
-            return Err(size_mismatch(n, written));
-        }
-        if let Some((digest, _)) = tally.finish() {
-            self.storage
-                .put_bytes(
-                    &layout::upload_part_hash(id, offset),
-                    digest.hex().to_string().into(),
-                )
-                .await?;
         }
         // A PUT or DELETE on the same session may have closed it while this
         // chunk streamed in: its bytes then belong to nothing, and a 202
@@ -332,25 +395,20 @@ impl Registry {
                 Err(mismatch(&got.to_string()))
             };
         }
-        if parts.len() == 1 && expected.algorithm() == Algorithm::Sha256 {
-            let p = &parts[0];
-            let hash_key = layout::upload_part_hash(id, p.offset);
-            if let Ok(hex) = self.storage.read_small(&hash_key, 1024).await {
-                let hex = String::from_utf8_lossy(&hex).to_string();
-                return if hex == expected.hex() {
-                    Ok(Some(layout::upload_part(id, p.offset)))
-                } else {
-                    Err(mismatch(&format!("sha256:{hex}")))
-                };
-            }
+        if let [p] = parts
+            && expected.algorithm() == Algorithm::Sha256
+            && let Some(hex) = &p.sha256
+        {
+            return if hex == expected.hex() {
+                Ok(Some(p.data.clone()))
+            } else {
+                Err(mismatch(&format!("sha256:{hex}")))
+            };
         }
         // Several chunks (or another algorithm): stream them, in order,
         // through the hasher into one staging object.
         let storage = self.storage.clone();
-        let keys: Vec<String> = parts
-            .iter()
-            .map(|p| layout::upload_part(id, p.offset))
-            .collect();
+        let keys: Vec<String> = parts.iter().map(|p| p.data.clone()).collect();
         let chained = futures_util::stream::iter(keys)
             .then(move |key| {
                 let storage = storage.clone();
@@ -518,6 +576,97 @@ mod tests {
         );
     }
 
+    /// On a store whose conditional write is not exclusive, two chunks for
+    /// one offset may both be accepted; whichever claim lands last, the
+    /// session's bytes and hash belong together, so a closing PUT never
+    /// publishes one chunk's bytes under the other's digest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lax_conditional_write_cannot_pair_one_chunk_with_anothers_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::registry::testing::LaxStore(
+            crate::storage::fs::FsStorage::open(dir.path(), false).unwrap(),
+        );
+        let reg = Arc::new(Registry::new(Arc::new(store), Duration::from_secs(3600)));
+        let (mut both, mut published) = (0, 0);
+        for round in 0..150 {
+            let id = reg.upload_start("a/b").await.unwrap();
+            let append = |data: &'static [u8]| {
+                let (reg, id) = (reg.clone(), id.clone());
+                tokio::spawn(async move {
+                    let body = crate::storage::once(bytes::Bytes::from_static(data));
+                    reg.upload_append("a/b", &id, Some((0, 3)), body).await
+                })
+            };
+            let (y, z) = (append(b"YYYY"), append(b"ZZZZ"));
+            let (y, z) = (y.await.unwrap(), z.await.unwrap());
+            both += usize::from(y.is_ok() && z.is_ok());
+            let wanted = Digest::of(Algorithm::Sha256, b"YYYY");
+            if reg.upload_finish("a/b", &id, &wanted).await.is_ok() {
+                published += 1;
+                let blob = std::fs::read(dir.path().join(layout::blob(&wanted))).unwrap();
+                assert_eq!(
+                    blob, b"YYYY",
+                    "round {round}: another chunk's bytes published"
+                );
+            }
+        }
+        // The lax store did let both chunks in, and the kept one was
+        // sometimes the one named: the rounds tested what they mean to.
+        assert!(
+            both > 0 && published > 0,
+            "both {both}, published {published}"
+        );
+    }
+
+    /// Sessions begun before claims (a chunk's bytes at its offset, its hash
+    /// beside it) still complete after an upgrade.
+    #[tokio::test]
+    async fn a_session_in_the_older_chunk_form_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let data = vec![7u8; 1000];
+        let digest = Digest::of(Algorithm::Sha256, &data);
+        let s = reg.storage();
+        s.put_bytes(&layout::upload_part(&id, 0), data.clone().into())
+            .await
+            .unwrap();
+        s.put_bytes(
+            &layout::upload_part_hash(&id, 0),
+            digest.hex().to_string().into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 1000);
+        let tail = crate::storage::once(bytes::Bytes::from_static(b"tail"));
+        assert_eq!(
+            reg.upload_append("a/b", &id, None, tail).await.unwrap(),
+            1004
+        );
+        let mut whole = data.clone();
+        whole.extend_from_slice(b"tail");
+        let digest = Digest::of(Algorithm::Sha256, &whole);
+        assert_eq!(reg.upload_finish("a/b", &id, &digest).await.unwrap(), 1004);
+        assert_eq!(
+            std::fs::read(dir.path().join(layout::blob(&digest))).unwrap(),
+            whole
+        );
+        // And a one-chunk session of that form uses its stored hash.
+        let id = reg.upload_start("a/b").await.unwrap();
+        let small = b"small".to_vec();
+        let d = Digest::of(Algorithm::Sha256, &small);
+        s.put_bytes(&layout::upload_part(&id, 0), small.clone().into())
+            .await
+            .unwrap();
+        s.put_bytes(
+            &layout::upload_part_hash(&id, 0),
+            d.hex().to_string().into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reg.upload_finish("a/b", &id, &d).await.unwrap(), 5);
+    }
+
     /// A body fed by hand: the test decides when each request's bytes end.
     fn fed() -> (
         tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
@@ -654,17 +803,13 @@ mod tests {
             .unwrap();
         let ttl = Duration::from_secs(60);
         assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 0);
-        let part = dir.path().join(layout::upload_part(&id, 0));
         let old = SystemTime::now() - Duration::from_secs(3600);
-        std::fs::File::open(&part)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let hash = dir.path().join(layout::upload_part_hash(&id, 0));
-        std::fs::File::open(&hash)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        for f in std::fs::read_dir(dir.path().join(layout::upload_parts(&id))).unwrap() {
+            std::fs::File::open(f.unwrap().path())
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
         assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 1);
         std::fs::create_dir_all(dir.path().join(layout::upload(&id))).unwrap();
         assert_eq!(

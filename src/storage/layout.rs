@@ -27,13 +27,19 @@
 //! uploads/<id>/session
 //!     An upload session (JSON: repository, start time). Sessions live in
 //!     storage so that a restart, or another instance, can continue them.
+//! uploads/<id>/parts/<offset, 20 digits>.<writer, 16 hex>
+//!     The bytes of one PATCH (or final PUT) chunk, starting at that offset,
+//!     under a key of the request's own: two requests racing for one offset
+//!     never write the same object.
 //! uploads/<id>/parts/<offset, 20 digits>
-//!     The bytes of one PATCH (or final PUT) chunk, starting at that offset.
-//!     Written only if absent: a chunk is never replaced, so its hash below
-//!     is always of its own bytes, whoever else raced for the offset.
-//! uploads/<id>/parts/<offset, 20 digits>.sha256
-//!     The sha256 of that chunk, computed while it streamed in; written after
-//!     the chunk. Lets a one-chunk upload be committed without re-reading it.
+//!     The claim that makes one of those the chunk at that offset. Content:
+//!     "<sha256 hex> <size> <writer>", written (only if absent) once the
+//!     chunk's bytes are in, so a one-chunk upload is committed without
+//!     re-reading it. One write, so its hash always goes with its own bytes,
+//!     even on a store whose conditional write is not exclusive (the last
+//!     claim then wins whole; the other chunk is left to the session's
+//!     cleanup). Sessions written before claims hold the chunk's bytes here
+//!     and their sha256 in `<offset>.sha256`; both forms are read.
 //! uploads/<id>/closing
 //!     Written (only if absent) by the PUT that closes the session: while
 //!     it is there, a second PUT (a client's retry), a PATCH finishing or a
@@ -196,6 +202,10 @@ pub fn upload_parts(id: &str) -> String {
 
 pub fn upload_part(id: &str, offset: u64) -> String {
     format!("{UPLOADS}/{id}/parts/{offset:020}")
+}
+
+pub fn upload_part_data(id: &str, offset: u64, writer: &str) -> String {
+    format!("{UPLOADS}/{id}/parts/{offset:020}.{writer}")
 }
 
 pub fn upload_closing(id: &str) -> String {
