@@ -39,6 +39,8 @@ struct Summary {
     objects: u64,
     copied: u64,
     skipped: u64,
+    /// Deleted from the source while this ran (or naming what was).
+    gone: u64,
     bytes_copied: u64,
     seconds: f64,
 }
@@ -126,6 +128,7 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
             objects: plan.len() as u64,
             copied: 0,
             skipped: 0,
+            gone: 0,
             bytes_copied: 0,
             seconds: 0.0,
         };
@@ -142,6 +145,12 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
                 Outcome::Copied(n) => {
                     s.copied += 1;
                     s.bytes_copied += n;
+                }
+                Outcome::Gone => {
+                    s.gone += 1;
+                    if let Some(bar) = &bar {
+                        bar.inc(item.size);
+                    }
                 }
                 Outcome::Skipped => {
                     s.skipped += 1;
@@ -163,8 +172,13 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
     }
     if !ui.global.quiet {
         let verb = if s.dry_run { "Would copy" } else { "Copied" };
+        let gone = if s.gone > 0 {
+            format!("; {} deleted from the source meanwhile", s.gone)
+        } else {
+            String::new()
+        };
         println!(
-            "{verb} {} of {} objects ({}) from {} to {}; {} already there; {:.1} s",
+            "{verb} {} of {} objects ({}) from {} to {}; {} already there{gone}; {:.1} s",
             s.copied,
             s.objects,
             size(s.bytes_copied, ui.tty),

@@ -4,16 +4,19 @@
 //! The archive holds `nora-backup.json` (format, time, counts) first, then
 //! every blob under its storage key, then every other object (links, tags,
 //! tokens). A snapshot is consistent because the backup holds gc off
-//! (`Registry::with_gc_paused`: no blob disappears meanwhile, on any instance) and reads the small
-//! objects *before* listing the blobs: every manifest a recorded tag or link
-//! names was written, whole, before that tag or link, so it is in the blob
-//! listing. Restore writes in archive order (blobs, then links, then tags),
+//! (`Registry::with_gc_paused`: no blob disappears meanwhile, on any instance) and reads
+//! against the write order: tags first, then the other links, then the blob
+//! listing, so what a recorded tag or link names was written before the
+//! read that finds it. What a delete removed between two reads (a tag read
+//! before its manifest went) is left out, so a tag in the archive never
+//! names a manifest missing from it. Restore writes in archive order (blobs, then links, then tags),
 //! verifies each blob's digest before it becomes visible, and skips blobs
 //! already there, so an interrupted restore resumes.
 //!
 //! tar and gzip are synchronous; they run on a blocking thread that pulls
 //! blob bytes from storage (and pushes them into it) through the runtime.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -75,15 +78,15 @@ impl Snapshot {
 /// Reads the snapshot; call it with gc held off (`with_gc_paused`).
 pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
     let mut others = Vec::new();
-    for item in transfer::plan(s).await? {
-        if layout::parse_blob(&item.key).is_some() {
-            continue;
-        }
-        match s.read_small(&item.key, SMALL_MAX).await {
-            Ok(v) => others.push((item.key, v)),
-            // Deleted since the listing (a tag or an upload link): not in.
-            Err(StorageError::NotFound(_)) => {}
-            Err(e) => return Err(e),
+    for item in transfer::plan_small(s).await? {
+        match item.value {
+            Some(v) => others.push((item.key, v)),
+            None => match s.read_small(&item.key, SMALL_MAX).await {
+                Ok(v) => others.push((item.key, v)),
+                // Deleted since the listing (a tag or an upload link): not in.
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            },
         }
     }
     let mut blobs = Vec::new();
@@ -101,17 +104,27 @@ pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
     // registry would restore them on use, the archive holds them in place.
     let mut trash = Vec::new();
     transfer::walk(s, layout::GC_TRASH, &mut trash).await?;
+    let mut present: HashSet<String> = blobs.iter().map(|(k, _)| k.clone()).collect();
     for key in trash {
         let Some(d) = layout::parse_trash(&key) else {
             continue;
         };
         let target = layout::blob(&d);
-        if blobs.iter().any(|(k, _)| *k == target) {
+        if present.contains(&target) {
             continue;
         }
         if let Some(m) = s.stat(&key).await? {
             blobs.push((key, m.size));
+            present.insert(target);
         }
+    }
+    // Links whose blob, then tags whose revision, did not make it in.
+    for tags in [false, true] {
+        others.retain(|(k, v)| {
+            let is_tag = k.contains("/_manifests/tags/");
+            is_tag != tags || layout::depends_on(k, v).is_none_or(|d| present.contains(&d))
+        });
+        present.extend(others.iter().map(|(k, _)| k.clone()));
     }
     Ok(Snapshot { others, blobs })
 }
@@ -359,5 +372,48 @@ mod tests {
         let got = dst.read_small(&layout::blob(&d), 1024).await.unwrap();
         assert_eq!(got, bytes);
         assert!(dst.stat(&layout::trash(&d)).await.unwrap().is_none());
+    }
+
+    /// What a delete leaves between two reads of a live store (a tag read
+    /// just before its manifest went; a revision whose blob is gone) is left
+    /// out: the archive never holds a link to what it lacks.
+    #[tokio::test]
+    async fn links_to_what_the_snapshot_lacks_are_left_out() {
+        let a = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(a.path(), false).unwrap();
+        let put = |k: String, v: &'static str| {
+            let s = &s;
+            async move {
+                s.put_bytes(&k, Bytes::from_static(v.as_bytes()))
+                    .await
+                    .unwrap()
+            }
+        };
+        let m = b"{}";
+        let kept = Digest::of(Algorithm::Sha256, m);
+        let gone = Digest::of(Algorithm::Sha256, b"deleted manifest");
+        let orphan = Digest::of(Algorithm::Sha256, b"revision without its blob");
+        s.put_bytes(&layout::blob(&kept), Bytes::from_static(m))
+            .await
+            .unwrap();
+        put(layout::revision("r", &kept), "x").await;
+        put(layout::revision("r", &orphan), "x").await;
+        let tag = |d: &Digest| format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n");
+        for (t, d) in [("ok", &kept), ("dangling", &gone), ("on-orphan", &orphan)] {
+            s.put_bytes(&layout::tag("r", t), tag(d).into())
+                .await
+                .unwrap();
+        }
+        let snap = snapshot(&s).await.unwrap();
+        let keys: Vec<&str> = snap.others.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.contains(&layout::tag("r", "ok").as_str()), "{keys:?}");
+        assert!(keys.contains(&layout::revision("r", &kept).as_str()));
+        for k in [
+            layout::tag("r", "dangling"),
+            layout::tag("r", "on-orphan"),
+            layout::revision("r", &orphan),
+        ] {
+            assert!(!keys.contains(&k.as_str()), "{k} in {keys:?}");
+        }
     }
 }

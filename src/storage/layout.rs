@@ -165,6 +165,22 @@ pub fn tag(name: &str, tag: &str) -> String {
     format!("{REPOSITORIES}/{name}/_manifests/tags/{tag}")
 }
 
+/// What a link needs present before it (the write order above): a tag, the
+/// revision it names; a revision or a layer link, its blob. `value` is the
+/// link's content (a tag's names its manifest). None for anything else.
+pub fn depends_on(key: &str, value: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
+    if let Some((name, _)) = rest.split_once("/_manifests/tags/") {
+        let first = std::str::from_utf8(value).ok()?.lines().next()?;
+        return Some(revision(name, &first.trim().parse().ok()?));
+    }
+    let (_, alg_hex) = rest
+        .split_once("/_manifests/revisions/")
+        .or_else(|| rest.split_once("/_layers/"))?;
+    let (alg, hex) = alg_hex.split_once('/')?;
+    Some(blob(&format!("{alg}:{hex}").parse().ok()?))
+}
+
 pub fn referrers(name: &str, subject: &Digest) -> String {
     format!(
         "{REPOSITORIES}/{name}/_referrers/{}/{}",
@@ -271,6 +287,21 @@ pub fn parse_trash(key: &str) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_name_what_they_need() {
+        let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let tag_value = format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n");
+        assert_eq!(
+            depends_on(&tag("a/b", "v1"), tag_value.as_bytes()),
+            Some(revision("a/b", &d))
+        );
+        assert_eq!(depends_on(&revision("a/b", &d), b""), Some(blob(&d)));
+        assert_eq!(depends_on(&layer_link("a/b", &d), b""), Some(blob(&d)));
+        assert_eq!(depends_on(&tag("a", "v1"), b"garbage"), None);
+        assert_eq!(depends_on(&referrers("a", &d), b""), None);
+        assert_eq!(depends_on("auth/tokens/x", b""), None);
+    }
 
     #[test]
     fn blob_and_trash_keys_parse_back() {

@@ -6,8 +6,12 @@
 //!
 //! Order keeps the destination consistent at every moment (the write order of
 //! layout.rs): blobs first, then repository links (layers, revisions,
-//! referrers), then tags, then auth. Upload sessions and gc state are
-//! per-moment and not copied.
+//! referrers), then tags, then auth; and a link is written only once what it
+//! names is there (`layout::depends_on`). The source is listed the other way
+//! round while it takes pushes: tags (read then, so a tag that moves later
+//! is copied as it was), then links, then blobs, so what a tag or link names
+//! was written before the listing that finds it. Upload sessions and gc
+//! state are per-moment and not copied.
 
 use std::io;
 use std::pin::Pin;
@@ -28,6 +32,8 @@ const SMALL_MAX: u64 = layout::MAX_SMALL_OBJECT;
 pub struct Item {
     pub key: String,
     pub size: u64,
+    /// Read while listing (tags): copied as read, not as found later.
+    pub value: Option<Bytes>,
 }
 
 /// Hears the length of every chunk written.
@@ -37,37 +43,82 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 pub enum Outcome {
     Copied(u64),
     Skipped,
+    /// Deleted from the source since the listing, or names something that
+    /// was (a tag whose manifest went): not copied.
+    Gone,
 }
 
-/// Every object of `src` worth copying, in a consistent order.
+/// Every object of `src` worth copying, in the order to copy them.
 pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
+    let mut items = plan_small(src).await?;
+    let mut blobs = Vec::new();
+    walk(src, layout::BLOBS, &mut blobs).await?;
+    for key in blobs {
+        if let Some(item) = stat_item(src, key).await? {
+            items.push(item);
+        }
+    }
+    items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
+    Ok(items)
+}
+
+/// Every object but the blobs: tags read first, then the other keys listed
+/// (see the module's comment for why in that order).
+pub async fn plan_small(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
+    let mut items = Vec::new();
+    for key in keys_but_blobs(src).await? {
+        if phase(&key) != TAGS {
+            continue;
+        }
+        match src.read_small(&key, SMALL_MAX).await {
+            Ok(v) => items.push(Item {
+                key,
+                size: v.len() as u64,
+                value: Some(v),
+            }),
+            Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for key in keys_but_blobs(src).await? {
+        if phase(&key) != TAGS
+            && let Some(item) = stat_item(src, key).await?
+        {
+            items.push(item);
+        }
+    }
+    items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
+    Ok(items)
+}
+
+async fn keys_but_blobs(src: &dyn Storage) -> Result<Vec<String>, StorageError> {
     let mut keys = Vec::new();
     for top in src.list("").await? {
         match top {
-            Entry::Prefix(p) if p == layout::UPLOADS || p == "gc" => {}
+            Entry::Prefix(p) if p == layout::UPLOADS || p == "gc" || p == layout::BLOBS => {}
             Entry::Prefix(p) => walk(src, &p, &mut keys).await?,
             Entry::Object(o) => keys.push(o),
         }
     }
-    keys.sort_by_key(|k| (phase(k), k.clone()));
-    let mut items = Vec::with_capacity(keys.len());
-    for key in keys {
-        // Gone since the listing (a concurrent delete or gc): nothing to copy.
-        if let Some(meta) = src.stat(&key).await? {
-            items.push(Item {
-                key,
-                size: meta.size,
-            });
-        }
-    }
-    Ok(items)
+    Ok(keys)
 }
+
+/// Gone since the listing (a concurrent delete or gc): nothing to copy.
+async fn stat_item(src: &dyn Storage, key: String) -> Result<Option<Item>, StorageError> {
+    Ok(src.stat(&key).await?.map(|meta| Item {
+        key,
+        size: meta.size,
+        value: None,
+    }))
+}
+
+const TAGS: u8 = 2;
 
 fn phase(key: &str) -> u8 {
     if key.starts_with("blobs/") {
         0
     } else if key.contains("/_manifests/tags/") {
-        2
+        TAGS
     } else if key.starts_with("auth/") {
         3
     } else {
@@ -117,12 +168,23 @@ pub async fn copy(
         if dry_run {
             return Ok(Outcome::Copied(item.size));
         }
-        let body = src.get(&item.key, None).await?.body;
+        let body = match src.get(&item.key, None).await {
+            Ok(o) => o.body,
+            Err(StorageError::NotFound(_)) => return Ok(Outcome::Gone),
+            Err(e) => return Err(e),
+        };
         let verified = Verified::new(body, digest, progress.clone());
         let written = dst.put(&item.key, Box::pin(verified)).await?;
         return Ok(Outcome::Copied(written));
     }
-    let value = src.read_small(&item.key, SMALL_MAX).await?;
+    let value = match &item.value {
+        Some(v) => v.clone(),
+        None => match src.read_small(&item.key, SMALL_MAX).await {
+            Ok(v) => v,
+            Err(StorageError::NotFound(_)) => return Ok(Outcome::Gone),
+            Err(e) => return Err(e),
+        },
+    };
     match dst.read_small(&item.key, SMALL_MAX).await {
         Ok(existing) if existing == value => return Ok(Outcome::Skipped),
         Ok(_) | Err(StorageError::NotFound(_)) => {}
@@ -130,6 +192,12 @@ pub async fn copy(
     }
     if dry_run {
         return Ok(Outcome::Copied(value.len() as u64));
+    }
+    // Never a link to what the destination lacks (its source went meanwhile).
+    if let Some(needed) = layout::depends_on(&item.key, &value)
+        && dst.stat(&needed).await?.is_none()
+    {
+        return Ok(Outcome::Gone);
     }
     let n = dst.put_bytes(&item.key, value).await?;
     progress(n);
@@ -185,5 +253,52 @@ impl Stream for Verified {
             },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::digest::Algorithm;
+    use crate::storage::fs::FsStorage;
+
+    /// A migration of a store that takes deletes meanwhile: what went is not
+    /// an error, and no link lands without what it names.
+    #[tokio::test]
+    async fn what_the_source_lost_meanwhile_is_gone_not_fatal() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = FsStorage::open(a.path(), false).unwrap();
+        let dst = FsStorage::open(b.path(), false).unwrap();
+        let m = Bytes::from_static(b"{}");
+        let d = Digest::of(Algorithm::Sha256, &m);
+        src.put_bytes(&layout::blob(&d), m.clone()).await.unwrap();
+        src.put_bytes(&layout::revision("r", &d), "x".into())
+            .await
+            .unwrap();
+        let tag = format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n");
+        src.put_bytes(&layout::tag("r", "v1"), tag.into())
+            .await
+            .unwrap();
+        let plan = plan(&src).await.unwrap();
+        let order: Vec<&str> = plan.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                layout::blob(&d),
+                layout::revision("r", &d),
+                layout::tag("r", "v1")
+            ]
+        );
+        // The manifest is deleted (tag, revision, then gc takes the blob)
+        // after the listing; the tag was read before.
+        for key in &order {
+            src.delete(key).await.unwrap();
+        }
+        let none: Progress = Arc::new(|_| {});
+        for item in &plan {
+            let got = copy(&src, Some(&dst), item, false, &none).await.unwrap();
+            assert_eq!(got, Outcome::Gone, "{}", item.key);
+        }
+        assert!(dst.list("").await.unwrap().is_empty());
     }
 }
