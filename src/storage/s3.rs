@@ -50,10 +50,10 @@ const COPY_MAX: u64 = 5 << 30;
 /// connection cannot carry, a few do (memory: a part each).
 const PUT_AHEAD: usize = 4;
 const GET_AHEAD: usize = 6;
-/// Parts in memory beyond the one each transfer always has (uploading or
-/// read ahead) are lent from this many, shared by every transfer of the
-/// process: one or two big pushes or pulls go at full speed, and fifty at
-/// once hold 50 + 8 parts, not 50 x 6.
+/// Parts in memory beyond the one each upload always has are lent from
+/// this many, shared by every transfer of the process (a read ahead takes
+/// all of its parts from here, or streams): one or two big pushes or pulls
+/// go at full speed, and fifty pushes at once hold 50 + 8 parts, not 50 x 4.
 const SPARE_PARTS: usize = 8;
 const COPY_PART: u64 = 1 << 30;
 
@@ -710,8 +710,35 @@ impl Storage for S3Storage {
             return Ok(GetObject { size, body: first });
         }
         // The rest in parts, in flight while the first streams: one S3
-        // connection is slower than what nora can send on. One part always,
-        // up to GET_AHEAD while spare parts can be borrowed.
+        // connection is slower than what nora can send on. Up to GET_AHEAD
+        // parts, each lent from the shared spares. With none free (many
+        // pulls at once, or slow readers holding theirs), the rest streams
+        // from one more ranged request at the reader's pace instead, holding
+        // no part in memory: 16 slow readers took 20 MiB each before.
+        let Ok(own) = self.spare.clone().try_acquire_owned() else {
+            let (client, bucket, from) = (self.client.clone(), self.bucket.clone(), first_end + 1);
+            let rest = futures_util::stream::once(async move {
+                let asked = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&k)
+                    .range(format!("bytes={from}-{last}"))
+                    .send()
+                    .await;
+                match asked {
+                    Ok(out) => body_stream(out.body).left_stream(),
+                    Err(e) => {
+                        let e = io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e)));
+                        futures_util::stream::once(async move { Err(e) }).right_stream()
+                    }
+                }
+            })
+            .flatten();
+            return Ok(GetObject {
+                size,
+                body: Box::pin(first.chain(rest)),
+            });
+        };
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let ranges: Vec<(u64, u64)> = (first_end + 1..=last)
             .step_by(PART)
@@ -723,6 +750,7 @@ impl Storage for S3Storage {
             // Spawned, so parts keep downloading while a finished one waits
             // for the reader (a plain future would only run when polled).
             let _transfer = Transfer::start();
+            let _own = own;
             let mut ranges = ranges.into_iter();
             let mut ahead = std::collections::VecDeque::new();
             loop {
@@ -1141,8 +1169,9 @@ mod tests {
         assert!(s.list("big").await.unwrap().is_empty());
     }
 
-    /// Transfers beyond the spare parts go one part at a time, whole and
-    /// right, and give back every part they borrowed.
+    /// Transfers beyond the spare parts go one part at a time (uploads) or
+    /// stream (reads, spare 0 here), whole and right, and give back every
+    /// part they borrowed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_transfers_share_the_spare_parts() {
         let server = S3Server::start(Kind::S3sFs);
