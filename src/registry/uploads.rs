@@ -39,15 +39,50 @@ struct Part {
 /// form sessions begun before claims have).
 const CLAIM_MAX: u64 = 128;
 
-/// A chunk's claim, "<sha256 hex> <size> <writer>".
-fn parse_claim(raw: &[u8]) -> Option<(String, u64, String)> {
+/// A chunk's claim: "<sha256 hex> <size> <writer> <check>", the check being
+/// the start of the sha256 of the rest. A store that writes an object in
+/// place (s3s-fs) can leave two racing claims mixed into one; the check
+/// tells such a torn claim from a whole one.
+fn claim(sha256: &str, size: u64, writer: &str) -> String {
+    let body = format!("{sha256} {size} {writer}");
+    let check = Digest::of(Algorithm::Sha256, body.as_bytes());
+    format!("{body} {}", &check.hex()[..16])
+}
+
+enum Claim {
+    Whole {
+        sha256: String,
+        size: u64,
+        writer: String,
+    },
+    Torn,
+    /// Not a claim at all: a chunk's own bytes (sessions begun before claims).
+    Bytes,
+}
+
+fn parse_claim(raw: &[u8]) -> Claim {
     let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let mut it = std::str::from_utf8(raw).ok()?.split(' ');
-    let (sha, size, writer) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() || !hex_of(sha, 64) || !hex_of(writer, 16) {
-        return None;
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Claim::Bytes;
+    };
+    let fields: Vec<&str> = text.split(' ').collect();
+    let [sha256, size, writer, _check] = fields[..] else {
+        return Claim::Bytes;
+    };
+    let Ok(size) = size.parse::<u64>() else {
+        return Claim::Bytes;
+    };
+    if !hex_of(sha256, 64) || !hex_of(writer, 16) {
+        return Claim::Bytes;
     }
-    Some((sha.to_string(), size.parse().ok()?, writer.to_string()))
+    if text != claim(sha256, size, writer) {
+        return Claim::Torn;
+    }
+    Claim::Whole {
+        sha256: sha256.to_string(),
+        size,
+        writer: writer.to_string(),
+    }
 }
 
 fn now_secs() -> u64 {
@@ -156,8 +191,12 @@ impl Registry {
     async fn part(&self, id: &str, offset: u64) -> Result<Option<Part>> {
         let key = layout::upload_part(id, offset);
         match self.storage.read_small(&key, CLAIM_MAX).await {
-            Ok(raw) => {
-                if let Some((sha256, size, writer)) = parse_claim(&raw) {
+            Ok(raw) => match parse_claim(&raw) {
+                Claim::Whole {
+                    sha256,
+                    size,
+                    writer,
+                } => {
                     return Ok(Some(Part {
                         offset,
                         size,
@@ -165,7 +204,17 @@ impl Registry {
                         sha256: Some(sha256),
                     }));
                 }
-            }
+                Claim::Torn => {
+                    return Err(RegistryError::new(
+                        Code::BlobUploadInvalid,
+                        format!(
+                            "two requests wrote the chunk at offset {offset} of upload {id} at once; \
+                             start the upload again"
+                        ),
+                    ));
+                }
+                Claim::Bytes => {}
+            },
             Err(StorageError::NotFound(_)) => return Ok(None),
             // Larger than a claim: a chunk's own bytes (older sessions).
             Err(_) => {}
@@ -242,7 +291,7 @@ impl Registry {
             self.storage.delete(&data).await?;
             return Err(RegistryError::new(Code::Internal, "chunk hash unavailable"));
         };
-        let claim = format!("{} {written} {writer}", digest.hex());
+        let claim = claim(digest.hex(), written, &writer);
         match self
             .storage
             .put_if_absent(
@@ -302,7 +351,7 @@ impl Registry {
                 {
                     return Err(gone);
                 }
-                if e.code == Code::DigestInvalid {
+                if matches!(e.code, Code::DigestInvalid | Code::BlobUploadInvalid) {
                     self.storage.delete_prefix(&layout::upload(id)).await?;
                 } else {
                     // Anything else (a store's fault): the client may retry.
@@ -616,6 +665,37 @@ mod tests {
             both > 0 && published > 0,
             "both {both}, published {published}"
         );
+    }
+
+    /// Two claims a store wrote in place at once can mix; a mixed one is
+    /// refused, never read as one chunk's bytes with another's hash.
+    #[tokio::test]
+    async fn a_torn_claim_fails_the_upload_instead_of_pairing_wrongly() {
+        let a = claim(&"a".repeat(64), 4, "0123456789abcdef");
+        let b = claim(&"b".repeat(64), 4, "fedcba9876543210");
+        assert!(matches!(
+            parse_claim(a.as_bytes()),
+            Claim::Whole { size: 4, .. }
+        ));
+        let torn = format!("{}{}", &a[..40], &b[40..]);
+        assert!(matches!(parse_claim(torn.as_bytes()), Claim::Torn));
+        assert!(matches!(parse_claim(b"some chunk bytes"), Claim::Bytes));
+
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        reg.storage()
+            .put_bytes(&layout::upload_part(&id, 0), torn.into())
+            .await
+            .unwrap();
+        let e = reg.upload_status("a/b", &id).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadInvalid);
+        let d = Digest::of(Algorithm::Sha256, b"AAAA");
+        let e = reg.upload_finish("a/b", &id, &d).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadInvalid);
+        // It could never complete: it is gone, not left to expire.
+        let e = reg.upload_status("a/b", &id).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
     }
 
     /// Sessions begun before claims (a chunk's bytes at its offset, its hash

@@ -33,12 +33,13 @@
 //!     never write the same object.
 //! uploads/<id>/parts/<offset, 20 digits>
 //!     The claim that makes one of those the chunk at that offset. Content:
-//!     "<sha256 hex> <size> <writer>", written (only if absent) once the
-//!     chunk's bytes are in, so a one-chunk upload is committed without
+//!     "<sha256 hex> <size> <writer> <check>", written (only if absent) once
+//!     the chunk's bytes are in, so a one-chunk upload is committed without
 //!     re-reading it. One write, so its hash always goes with its own bytes,
 //!     even on a store whose conditional write is not exclusive (the last
 //!     claim then wins whole; the other chunk is left to the session's
-//!     cleanup). Sessions written before claims hold the chunk's bytes here
+//!     cleanup). `check` (16 hex of the sha256 of the rest) catches two
+//!     claims a store wrote in place at once and mixed: that upload fails. Sessions written before claims hold the chunk's bytes here
 //!     and their sha256 in `<offset>.sha256`; both forms are read.
 //! uploads/<id>/closing
 //!     Written (only if absent) by the PUT that closes the session: while
