@@ -140,13 +140,7 @@ impl S3Storage {
         from: u64,
         to: u64,
     ) -> std::result::Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
-        self.client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(k)
-            .range(format!("bytes={from}-{to}"))
-            .send()
-            .await
+        get_ranged(&self.client, &self.bucket, k, from, to).await
     }
 
     async fn get_whole(&self, key: &str, k: &str) -> Result<GetObject> {
@@ -448,6 +442,23 @@ fn why(e: &dyn std::error::Error) -> String {
     said.join(": ")
 }
 
+/// Bytes `from..=to` of object `k`.
+async fn get_ranged(
+    client: &Client,
+    bucket: &str,
+    k: &str,
+    from: u64,
+    to: u64,
+) -> std::result::Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(k)
+        .range(format!("bytes={from}-{to}"))
+        .send()
+        .await
+}
+
 /// One part of a large object, read whole (GET_AHEAD of them at a time), as
 /// the chunks it arrived in: no copy into one buffer, no fresh pages.
 async fn fetch_range(
@@ -457,12 +468,7 @@ async fn fetch_range(
     from: u64,
     to: u64,
 ) -> io::Result<Vec<Bytes>> {
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(&k)
-        .range(format!("bytes={from}-{to}"))
-        .send()
+    let out = get_ranged(&client, &bucket, &k, from, to)
         .await
         .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e))))?;
     let mut chunks = Vec::new();
@@ -718,14 +724,7 @@ impl Storage for S3Storage {
         let Ok(own) = self.spare.clone().try_acquire_owned() else {
             let (client, bucket, from) = (self.client.clone(), self.bucket.clone(), first_end + 1);
             let rest = futures_util::stream::once(async move {
-                let asked = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(&k)
-                    .range(format!("bytes={from}-{last}"))
-                    .send()
-                    .await;
-                match asked {
+                match get_ranged(&client, &bucket, &k, from, last).await {
                     Ok(out) => body_stream(out.body).left_stream(),
                     Err(e) => {
                         let e = io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e)));
