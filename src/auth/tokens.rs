@@ -141,6 +141,11 @@ pub async fn create(
     stored
 }
 
+/// Login tokens one user keeps at most: a new one beyond revokes the oldest
+/// (a script that logs in on every run and never logs out would otherwise
+/// pile them up for their whole lifetime).
+pub const LOGINS_PER_USER: usize = 50;
+
 /// Creates the login token of htpasswd user `user` (`nora login`), named
 /// `login-USER-RANDOM` so `nora token ls` shows whose it is.
 pub async fn create_login(
@@ -148,6 +153,16 @@ pub async fn create_login(
     user: &str,
     expires: Option<u64>,
 ) -> Result<(String, TokenInfo), TokenError> {
+    let mut own: Vec<(String, TokenInfo)> = entries(storage)
+        .await?
+        .into_iter()
+        .filter(|(_, t)| t.user.as_deref() == Some(user))
+        .collect();
+    own.sort_by_key(|(_, t)| t.created);
+    let excess = (own.len() + 1).saturating_sub(LOGINS_PER_USER);
+    for (hash, _) in own.iter().take(excess) {
+        revoke_hash(storage, hash).await?;
+    }
     let mut tag = [0u8; 4];
     rand::rng().fill_bytes(&mut tag);
     let safe: String = user
@@ -377,6 +392,41 @@ mod tests {
 
     async fn store_info(s: &dyn Storage, info: TokenInfo) -> (String, TokenInfo) {
         super::store(s, info).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_user_keeps_the_newest_login_tokens() {
+        let (_dir, s) = store();
+        let mut old = Vec::new();
+        for created in [1, 2] {
+            let info = TokenInfo {
+                name: format!("login-alice-old{created}"),
+                permissions: Vec::new(),
+                created,
+                expires: None,
+                last_used: None,
+                user: Some("alice".into()),
+            };
+            old.push(store_info(s.as_ref(), info).await.0);
+        }
+        for _ in 0..LOGINS_PER_USER {
+            create_login(s.as_ref(), "alice", None).await.unwrap();
+        }
+        create_login(s.as_ref(), "bob", None).await.unwrap();
+        let all = list(s.as_ref()).await.unwrap();
+        let alice = all
+            .iter()
+            .filter(|t| t.user.as_deref() == Some("alice"))
+            .count();
+        assert_eq!((alice, all.len()), (LOGINS_PER_USER, LOGINS_PER_USER + 1));
+        for secret in old {
+            assert!(
+                lookup_hash(s.as_ref(), &hash_of(&secret))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 
     #[test]
