@@ -141,9 +141,10 @@ impl Ui {
     /// an empty registry).
     pub fn client(&self) -> Result<Box<dyn Client>, Failure> {
         if let Some(url) = &self.global.url {
-            let token = match &self.global.token {
-                Some(t) => Some(t.clone()),
-                None => stored_token(url)?,
+            // An empty NORA_TOKEN (a CI secret that is not set) means none.
+            let token = match self.global.token.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => Some(t.to_string()),
+                _ => stored_token(url)?,
             };
             let timeout = self.global.timeout.map(std::time::Duration::from_secs);
             return Ok(Box::new(Remote::new(url, token, timeout)?));

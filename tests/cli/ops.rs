@@ -207,8 +207,20 @@ fn bad_input_is_one_line_and_the_right_exit_code() {
             assert!(!err.contains("panicked"), "{err}");
         }
     }
+    // A grace longer than the clock has run keeps everything (it panicked).
+    for via in [&remote, &local] {
+        run(
+            &with(via, &["gc", "--dry-run", "--grace", "500000000000y"]),
+            0,
+        );
+    }
     let (_, err) = run(&["images", "ls", "--url", "http://127.0.0.1:1"], 1);
     assert!(err.contains("cannot reach http://127.0.0.1:1"), "{err}");
+    let (_, err) = run(
+        &["images", "ls", "--url", "http://ci:s3cret@127.0.0.1:1"],
+        1,
+    );
+    assert!(err.contains("ci:***@") && !err.contains("s3cret"), "{err}");
     let (_, err) = run(&["images", "ls", "--url", "ftp://x"], 2);
     assert!(err.contains("http://"), "{err}");
     let (_, err) = run(&["images", "ls", "--data-dir", "/nonexistent/nora"], 1);
