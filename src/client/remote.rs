@@ -48,10 +48,13 @@ pub struct Remote {
 impl Remote {
     pub fn new(url: &str, token: Option<String>, timeout: Option<Duration>) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        if !is_server_url(&base) {
             return Err(ClientError::new(
                 ErrorKind::Invalid,
-                format!("--url {url:?} must start with http:// or https://"),
+                format!(
+                    "--url {:?} must be http:// or https:// and a host",
+                    shown(url)
+                ),
             ));
         }
         let http = http_client()?;
@@ -166,6 +169,12 @@ pub fn quick_limit(timeout: Option<Duration>) -> Option<Duration> {
         Some(d) => Some(d),
         None => Some(ANSWER_TIMEOUT),
     }
+}
+
+/// An http(s) URL naming a host: what `--url` and `nora login` take.
+pub fn is_server_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// `base` fit for a message: a password in it (`http://user:pw@host`,
@@ -303,6 +312,14 @@ mod tests {
             "http://reg:4000/api/v1/x"
         );
         assert_eq!(shown("http://"), "http://");
+    }
+
+    #[test]
+    fn server_urls_need_a_scheme_and_a_host() {
+        assert!(is_server_url("http://127.0.0.1:4000") && is_server_url("https://reg.example"));
+        for bad in ["http://", "https://:4000", "ftp://x", "reg.example", ""] {
+            assert!(!is_server_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -57,9 +57,10 @@ pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
     let url = arg
         .or_else(|| ui.global.url.clone())
         .ok_or_else(|| Failure::Usage("which server? give its URL (or --url / NORA_URL)".into()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !crate::client::remote::is_server_url(&url) {
         return Err(Failure::Usage(format!(
-            "{url:?} must start with http:// or https://"
+            "{:?} must be http:// or https:// and a host",
+            crate::client::remote::shown(&url)
         )));
     }
     Ok(credentials::key(&url))
