@@ -191,8 +191,12 @@ async fn answer(
     let bytes = resp.bytes().await.map_err(|e| http.failure(url, &e))?;
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status.is_success() {
-        return serde_json::from_value(body)
-            .map_err(|e| Failure::Failed(format!("{url} answered something unexpected: {e}")));
+        return serde_json::from_value(body).map_err(|_| {
+            Failure::Failed(format!(
+                "{url} answered HTTP {} without a token (is this a nora server?)",
+                status.as_u16()
+            ))
+        });
     }
     let message = body["error"]["message"]
         .as_str()
