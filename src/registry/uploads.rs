@@ -40,9 +40,9 @@ struct Part {
 const CLAIM_MAX: u64 = 128;
 
 /// A chunk's claim: "<sha256 hex> <size> <writer> <check>", the check being
-/// the start of the sha256 of the rest. A store that writes an object in
-/// place (s3s-fs) can leave two racing claims mixed into one; the check
-/// tells such a torn claim from a whole one.
+/// the start of the sha256 of the rest. A store that wrote objects in place
+/// could leave two racing claims mixed into one; the check tells such a
+/// torn claim from a whole one.
 fn claim(sha256: &str, size: u64, writer: &str) -> String {
     let body = format!("{sha256} {size} {writer}");
     let check = Digest::of(Algorithm::Sha256, body.as_bytes());
@@ -217,7 +217,8 @@ impl Registry {
             },
             Err(StorageError::NotFound(_)) => return Ok(None),
             // Larger than a claim: a chunk's own bytes (older sessions).
-            Err(_) => {}
+            Err(e) if e.is_too_large() => {}
+            Err(e) => return Err(e.into()),
         }
         let Some(meta) = self.storage.stat(&key).await? else {
             return Ok(None);

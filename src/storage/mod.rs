@@ -59,6 +59,11 @@ impl StorageError {
             if e.get_ref().is_some_and(|inner| inner.is::<BodyError>()))
     }
 
+    /// `read_small` found the object larger than its limit.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, StorageError::Io(e) if e.kind() == io::ErrorKind::InvalidData)
+    }
+
     /// The disk (or the user's quota on it) is full: the operator's problem,
     /// and one a client should be told plainly.
     pub fn is_full(&self) -> bool {
