@@ -287,11 +287,7 @@ pub async fn lookup_hash(
     if info.expired(now) {
         return Ok(None);
     }
-    if info
-        .last_used
-        .max(last_used(storage, hash).await)
-        .is_none_or(|t| now.saturating_sub(t) >= LAST_USED_EVERY)
-    {
+    if due_for_last_use(hash, now) {
         // Its own object, never the token's: a write racing a revocation
         // would otherwise bring the token back. Best effort: a failed write
         // only makes last_used older.
@@ -300,6 +296,30 @@ pub async fn lookup_hash(
             .await;
     }
     Ok(Some(info))
+}
+
+/// When this process last recorded each token's use: decided in memory, so
+/// a request with a token costs one read of it, not a second of its last
+/// use (each instance records at most once a minute per token).
+static RECORDED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Entries `RECORDED` keeps before it is simply cleared.
+const RECORDED_MAX: usize = 10_000;
+
+fn due_for_last_use(hash: &str, now: u64) -> bool {
+    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    if recorded
+        .get(hash)
+        .is_some_and(|t| now.saturating_sub(*t) < LAST_USED_EVERY)
+    {
+        return false;
+    }
+    if recorded.len() >= RECORDED_MAX {
+        recorded.clear();
+    }
+    recorded.insert(hash.to_string(), now);
+    true
 }
 
 #[cfg(test)]

@@ -462,7 +462,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::testing::{push_blob, registry};
+    use crate::registry::testing::{age, push_blob, registry};
 
     async fn gc(reg: &Registry) -> Result<GcReport> {
         let opts = GcOptions {
@@ -471,16 +471,6 @@ mod tests {
             upload_ttl: Duration::from_secs(3600),
         };
         reg.gc(&opts, &|_, _, _| {}).await
-    }
-
-    fn age(path: std::path::PathBuf) {
-        let old = SystemTime::now() - Duration::from_secs(120);
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
     }
 
     /// An old unreferenced blob (the layer of a deleted image) that a client
@@ -492,8 +482,14 @@ mod tests {
         let reg = registry(dir.path());
         let again = push_blob(&reg, "r", b"layer of a deleted image").await;
         let gone = push_blob(&reg, "r", b"another one").await;
-        age(dir.path().join(layout::blob(&again)));
-        age(dir.path().join(layout::blob(&gone)));
+        age(
+            &dir.path().join(layout::blob(&again)),
+            Duration::from_secs(120),
+        );
+        age(
+            &dir.path().join(layout::blob(&gone)),
+            Duration::from_secs(120),
+        );
         assert_eq!(
             push_blob(&reg, "r", b"layer of a deleted image").await,
             again
@@ -568,7 +564,7 @@ mod tests {
         let holds = dir.path().join("gc/holds");
         assert_eq!(std::fs::read_dir(&holds).map_or(0, |d| d.count()), 0);
         // The lock of a killed gc does not.
-        age(dir.path().join("gc/lock"));
+        age(&dir.path().join("gc/lock"), Duration::from_secs(120));
         reg.with_gc_paused(async { Ok(()) }).await.unwrap();
 
         // The hold of a killed backup stops gc until it is stale, then goes.
@@ -578,7 +574,7 @@ mod tests {
             .await
             .unwrap();
         assert!(gc(&reg).await.is_err());
-        age(holds.join("killed"));
+        age(&holds.join("killed"), Duration::from_secs(120));
         gc(&reg).await.unwrap();
         assert!(!holds.join("killed").exists());
     }

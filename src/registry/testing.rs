@@ -23,6 +23,15 @@ pub fn registry(dir: &Path) -> Registry {
     )
 }
 
+/// Makes the file at `path` look written `by` ago.
+pub fn age(path: &Path, by: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - by))
+        .expect("age a test file");
+}
+
 /// Pushes `data` into `repo` as one chunk (POST, PATCH, PUT); its digest.
 pub async fn push_blob(reg: &Registry, repo: &str, data: &'static [u8]) -> Digest {
     let d = Digest::of(Algorithm::Sha256, data);

@@ -567,7 +567,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::registry::testing::registry;
+    use crate::registry::testing::{age, registry};
 
     #[tokio::test]
     async fn expiry_removes_only_old_sessions() {
@@ -889,12 +889,8 @@ mod tests {
             .unwrap();
         let ttl = Duration::from_secs(60);
         assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 0);
-        let old = SystemTime::now() - Duration::from_secs(3600);
         for f in std::fs::read_dir(dir.path().join(layout::upload_parts(&id))).unwrap() {
-            std::fs::File::open(f.unwrap().path())
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
+            age(&f.unwrap().path(), Duration::from_secs(3600));
         }
         assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 1);
         std::fs::create_dir_all(dir.path().join(layout::upload(&id))).unwrap();
@@ -923,11 +919,7 @@ mod tests {
         gone(reg.upload_cancel("a/b", &id).await);
         gone(reg.upload_append("a/b", &id, None, chunk()).await.map(drop));
         gone(reg.upload_status("a/b", &id).await.map(drop));
-        let killed = SystemTime::now() - CLOSING_STALE - Duration::from_secs(1);
-        std::fs::File::open(&claim)
-            .unwrap()
-            .set_modified(killed)
-            .unwrap();
+        age(&claim, CLOSING_STALE + Duration::from_secs(1));
         // The refused PATCH wrote nothing; the session goes on where it was.
         assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 5);
         assert_eq!(reg.upload_finish("a/b", &id, &d).await.unwrap(), 5);
