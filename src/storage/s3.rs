@@ -162,7 +162,7 @@ impl S3Storage {
         check_key(key)?;
         let k = self.key(key);
         let mut chunks = Chunker::new(body);
-        let first = chunks.next(PART).await?;
+        let first = chunks.next(PART, &mut None).await?;
         if chunks.ended() {
             let size = first.len() as u64;
             let mut req = self
@@ -213,9 +213,19 @@ impl S3Storage {
         if_absent: bool,
     ) -> Result<u64> {
         let mut parts = Vec::new();
-        let mut in_flight: std::collections::VecDeque<
-            tokio::task::JoinHandle<Result<CompletedPart>>,
-        > = Default::default();
+        let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<Uploaded>>> =
+            Default::default();
+        // The buffer of a part S3 has taken, filled again with a later one:
+        // fresh 8 MiB buffers are mmapped and zeroed page by page, a quarter
+        // of nora's CPU in a push to S3 (bench/s3.py). One is kept at most,
+        // the one the next part fills, so memory stays what it was.
+        let mut spare: Option<BytesMut> = None;
+        let mut done = |up: Uploaded, spare: &mut Option<BytesMut>| {
+            parts.push(up.part);
+            if spare.is_none() {
+                *spare = up.bytes.try_into_mut().ok();
+            }
+        };
         let mut total = 0u64;
         let mut number = 1i32;
         let mut part = first;
@@ -235,7 +245,7 @@ impl S3Storage {
                             break Some(permit);
                         }
                         if let Some(h) = in_flight.pop_front() {
-                            parts.push(join(h).await?);
+                            done(join(h).await?, &mut spare);
                         }
                     };
                     let upload = upload_part(
@@ -255,10 +265,17 @@ impl S3Storage {
                 if chunks.ended() {
                     break;
                 }
-                part = chunks.next(PART * (1 + number as usize / 1000)).await?;
+                while spare.is_none() && in_flight.front().is_some_and(|h| h.is_finished()) {
+                    if let Some(h) = in_flight.pop_front() {
+                        done(join(h).await?, &mut spare);
+                    }
+                }
+                part = chunks
+                    .next(PART * (1 + number as usize / 1000), &mut spare)
+                    .await?;
             }
             while let Some(h) = in_flight.pop_front() {
-                parts.push(join(h).await?);
+                done(join(h).await?, &mut spare);
             }
             Ok::<_, StorageError>(())
         }
@@ -507,8 +524,12 @@ impl Chunker {
     }
 
     /// Up to `limit` bytes, contiguous; fewer only at the end of the body.
-    async fn next(&mut self, limit: usize) -> Result<Bytes> {
-        let mut pieces: Vec<Bytes> = Vec::new();
+    /// A part that arrived in one chunk is that chunk; one of several is
+    /// copied, as it arrives, into `spare` when that can hold it (a finished
+    /// part's buffer: see `upload_parts`), else into a new buffer.
+    async fn next(&mut self, limit: usize, spare: &mut Option<BytesMut>) -> Result<Bytes> {
+        let mut first: Option<Bytes> = None;
+        let mut buf: Option<BytesMut> = None;
         let mut len = 0;
         while len < limit {
             let chunk = match self.carry.take() {
@@ -522,29 +543,45 @@ impl Chunker {
                 },
             };
             let room = limit - len;
-            if chunk.len() > room {
+            let piece = if chunk.len() > room {
                 self.carry = Some(chunk.slice(room..));
-                pieces.push(chunk.slice(..room));
-                len += room;
+                chunk.slice(..room)
             } else {
-                len += chunk.len();
-                pieces.push(chunk);
+                chunk
+            };
+            len += piece.len();
+            if let Some(b) = &mut buf {
+                b.extend_from_slice(&piece);
+            } else if let Some(f) = first.take() {
+                let mut b = match spare.take() {
+                    Some(b) if b.capacity() >= limit => b,
+                    _ => BytesMut::with_capacity(limit),
+                };
+                b.clear();
+                b.extend_from_slice(&f);
+                b.extend_from_slice(&piece);
+                buf = Some(b);
+            } else {
+                first = Some(piece);
             }
         }
-        if pieces.len() == 1 {
-            return Ok(pieces.pop().unwrap_or_default());
-        }
-        let mut buf = BytesMut::with_capacity(len);
-        for p in pieces {
-            buf.extend_from_slice(&p);
-        }
-        Ok(buf.freeze())
+        Ok(match buf {
+            Some(b) => b.freeze(),
+            None => first.unwrap_or_default(),
+        })
     }
 
     /// Nothing more to read.
     fn ended(&self) -> bool {
         self.done && self.carry.is_none()
     }
+}
+
+/// A part S3 has taken, and its bytes back (no longer shared once the SDK
+/// is done with them, so their buffer can take another part).
+struct Uploaded {
+    part: CompletedPart,
+    bytes: Bytes,
 }
 
 async fn upload_part(
@@ -554,24 +591,25 @@ async fn upload_part(
     id: String,
     number: i32,
     bytes: Bytes,
-) -> Result<CompletedPart> {
+) -> Result<Uploaded> {
     let out = client
         .upload_part()
         .bucket(bucket)
         .key(&key)
         .upload_id(id)
         .part_number(number)
-        .body(S3Body::from(bytes))
+        .body(S3Body::from(bytes.clone()))
         .send()
         .await
         .map_err(|e| io_error("UploadPart", &key, e))?;
-    Ok(CompletedPart::builder()
+    let part = CompletedPart::builder()
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_string))
-        .build())
+        .build();
+    Ok(Uploaded { part, bytes })
 }
 
-async fn join(h: tokio::task::JoinHandle<Result<CompletedPart>>) -> Result<CompletedPart> {
+async fn join(h: tokio::task::JoinHandle<Result<Uploaded>>) -> Result<Uploaded> {
     h.await
         .map_err(|e| StorageError::Io(io::Error::other(format!("part upload task: {e}"))))?
 }
@@ -1200,6 +1238,52 @@ mod tests {
             assert_eq!(read(&s, "o1", Some(r)).await, &data[5..=PART * 3]);
             assert_eq!(s.spare.available_permits(), spare, "all given back");
         }
+    }
+
+    /// A part of several chunks is copied into the spare buffer handed in
+    /// (not a new one); a spare too small for a part is not used.
+    #[tokio::test]
+    async fn parts_fill_the_spare_buffer() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunks = Chunker::new(uneven_chunks(&data));
+        let spare = BytesMut::with_capacity(200_000);
+        let at = spare.as_ptr();
+        let mut slot = Some(spare);
+        let part = chunks.next(200_000, &mut slot).await.unwrap();
+        assert!(slot.is_none(), "the spare was taken");
+        assert_eq!(part.as_ptr(), at, "filled in place");
+        assert_eq!(part, &data[..200_000]);
+        let mut small = Some(BytesMut::with_capacity(10));
+        let rest = chunks.next(200_000, &mut small).await.unwrap();
+        assert_eq!(rest, &data[200_000..]);
+        assert!(chunks.ended());
+    }
+
+    /// The SDK lets go of a part's bytes once UploadPart is done: without
+    /// that, no buffer could be filled again and every part would be a
+    /// fresh 8 MiB of zeroed pages.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploaded_part_gives_its_buffer_back() {
+        let server = S3Server::start(Kind::S3sFs);
+        let s = storage(&server, "");
+        let k = s.key("recycled");
+        let upload = s
+            .client
+            .create_multipart_upload()
+            .bucket(&s.bucket)
+            .key(&k)
+            .send()
+            .await
+            .unwrap();
+        let id = upload_id(&upload, &k).unwrap();
+        let mut buf = BytesMut::with_capacity(PART);
+        buf.resize(PART, 7);
+        let up = upload_part(s.client.clone(), s.bucket.clone(), k, id, 1, buf.freeze())
+            .await
+            .unwrap();
+        assert!(up.part.e_tag().is_some());
+        let back = up.bytes.try_into_mut().expect("no one else holds the part");
+        assert!(back.capacity() >= PART);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
