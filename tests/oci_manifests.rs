@@ -57,13 +57,13 @@ async fn round_trip(
 async fn oci_image_and_index() {
     let server = Server::start();
     let c = server.client();
-    let (amd, _) = c.push_image("m/multi", "amd64", b"amd64 layer").await;
+    let (amd, amd_body) = c.push_image("m/multi", "amd64", b"amd64 layer").await;
     let (arm, arm_body) = c.push_image("m/multi", "arm64", b"arm64 layer").await;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": amd, "size": 100, "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": amd_body.len(), "platform": {"architecture": "amd64", "os": "linux"}},
             {"mediaType": OCI_MANIFEST, "digest": arm, "size": arm_body.len(), "platform": {"architecture": "arm64", "os": "linux"}},
         ]
     }))
@@ -178,6 +178,48 @@ async fn references_are_checked_except_non_distributable_layers() {
             .await;
         assert_eq!(r.status(), 201, "{foreign}: {:?}", r.text().await);
     }
+}
+
+/// A descriptor's size must be the stored blob's or child manifest's: the
+/// registry would otherwise keep an image every client refuses to pull.
+#[tokio::test]
+async fn descriptor_sizes_must_match_what_is_stored() {
+    let server = Server::start();
+    let c = server.client();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cd = c.push_blob("m/sizes", config).await;
+    let layer = b"seventeen bytes!!";
+    let ld = c.push_blob("m/sizes", layer).await;
+    for (config_size, layer_size) in [(config.len() + 1, layer.len()), (config.len(), 0)] {
+        let body = image_manifest(&cd, config_size, &[(ld.clone(), layer_size)]);
+        let r = c.put_manifest("m/sizes", "v1", OCI_MANIFEST, &body).await;
+        let (status, code) = oci_error(r).await;
+        assert_eq!((status, code.as_str()), (400, "MANIFEST_INVALID"));
+        let r = get(&c, "m/sizes", &sha256(&body), OCI_MANIFEST).await;
+        assert_eq!(r.status(), 404, "a refused manifest is not stored");
+    }
+    let r = get(&c, "m/sizes", "v1", OCI_MANIFEST).await;
+    assert_eq!(r.status(), 404, "nor tagged");
+    let good = image_manifest(&cd, config.len(), &[(ld.clone(), layer.len())]);
+    let r = c.put_manifest("m/sizes", "v1", OCI_MANIFEST, &good).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+
+    let index = |size: usize| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(&good), "size": size}]
+        }))
+        .unwrap()
+    };
+    let r = c
+        .put_manifest("m/sizes", "multi", OCI_INDEX, &index(good.len() - 1))
+        .await;
+    let r = oci_error(r).await;
+    assert_eq!((r.0, r.1.as_str()), (400, "MANIFEST_INVALID"));
+    let r = c
+        .put_manifest("m/sizes", "multi", OCI_INDEX, &index(good.len()))
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::Registry;
 use super::digest::{Algorithm, Digest};
 use super::error::{Code, RegistryError, Result};
-use super::manifest::{self, Reference};
+use super::manifest;
 use crate::storage::{Entry, StorageError, layout, once};
 
 /// A running GC rewrites its lock (a backup its hold) this often; a lock not
@@ -299,9 +299,7 @@ impl Registry {
                 let ct = self.revision_media_type(repo, &d).await;
                 if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
                     for r in parsed.references {
-                        match r {
-                            Reference::Blob(b) | Reference::Manifest(b) => marked.insert(b),
-                        };
+                        marked.insert(r.digest().clone());
                     }
                 }
             }

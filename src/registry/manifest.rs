@@ -59,11 +59,20 @@ struct Raw {
     annotations: Option<BTreeMap<String, String>>,
 }
 
-/// What must exist before a manifest may be stored.
+/// What must exist before a manifest may be stored, with the size its
+/// descriptor gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
-    Blob(Digest),
-    Manifest(Digest),
+    Blob(Digest, u64),
+    Manifest(Digest, u64),
+}
+
+impl Reference {
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Reference::Blob(d, _) | Reference::Manifest(d, _) => d,
+        }
+    }
 }
 
 /// A checked manifest.
@@ -129,7 +138,10 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed> {
                 .config
                 .as_ref()
                 .ok_or_else(|| invalid("image manifest has no config"))?;
-            references.push(Reference::Blob(descriptor_digest(config, "config")?));
+            references.push(Reference::Blob(
+                descriptor_digest(config, "config")?,
+                config.size,
+            ));
             let layers = raw
                 .layers
                 .as_ref()
@@ -137,7 +149,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed> {
             for layer in layers {
                 let d = descriptor_digest(layer, "layer")?;
                 if !non_distributable(layer) {
-                    references.push(Reference::Blob(d));
+                    references.push(Reference::Blob(d, layer.size));
                 }
             }
             if artifact_type.is_none() {
@@ -150,7 +162,10 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed> {
                 .as_ref()
                 .ok_or_else(|| invalid("index has no manifests"))?;
             for m in manifests {
-                references.push(Reference::Manifest(descriptor_digest(m, "manifest")?));
+                references.push(Reference::Manifest(
+                    descriptor_digest(m, "manifest")?,
+                    m.size,
+                ));
             }
         }
     }

@@ -59,7 +59,7 @@ impl Registry {
         let parsed = manifest::parse(body, Some(media_type))?;
         for r in parsed.references {
             match r {
-                Reference::Blob(d) => {
+                Reference::Blob(d, _) => {
                     if !self.blob_mount(to, Some(from), &d).await? {
                         return Err(RegistryError::new(
                             Code::BlobUnknown,
@@ -67,7 +67,7 @@ impl Registry {
                         ));
                     }
                 }
-                Reference::Manifest(d) => {
+                Reference::Manifest(d, _) => {
                     let child = self.manifest_get(from, &Ref::Digest(d.clone())).await?;
                     Box::pin(self.copy_manifest_refs(from, to, &child.body, &child.media_type))
                         .await?;

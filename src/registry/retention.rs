@@ -193,7 +193,7 @@ impl Registry {
             };
             if let Ok(p) = manifest::parse(&body, None) {
                 for r in p.references {
-                    if let Reference::Manifest(c) = r {
+                    if let Reference::Manifest(c, _) = r {
                         children.insert(c);
                     }
                 }
