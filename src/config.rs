@@ -283,6 +283,24 @@ pub enum ConfigError {
     },
 }
 
+/// A level, or comma-separated `target=level` directives. tracing's own
+/// parser takes any word as a target, so a typo (`warning`) would turn all
+/// logging off, the audit lines included.
+fn valid_log_level(s: &str) -> bool {
+    let level = |l: &str| {
+        matches!(
+            l.trim().to_ascii_lowercase().as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "off"
+        )
+    };
+    !s.trim().is_empty()
+        && s.split(',').all(|d| match d.split_once('=') {
+            Some((target, l)) => !target.trim().is_empty() && level(l),
+            None => level(d),
+        })
+        && tracing_subscriber::EnvFilter::try_new(s).is_ok()
+}
+
 /// Where one setting can come from in the environment.
 struct EnvVar {
     name: &'static str,
@@ -522,6 +540,18 @@ impl Config {
     /// `NORA_CONFIG`) if given, else `./config.toml` if present, else
     /// defaults; then the environment.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        // A value that is not UTF-8 would read as unset, and its default
+        // would be used without a word.
+        for var in ENV_VARS {
+            if let Err(std::env::VarError::NotUnicode(raw)) = std::env::var(var.name) {
+                return Err(ConfigError::Value {
+                    origin: format!("environment variable {}", var.name),
+                    key: var.key.into(),
+                    value: raw.to_string_lossy().into_owned(),
+                    message: "not valid UTF-8".into(),
+                });
+            }
+        }
         Self::load_with(explicit, |name| std::env::var(name).ok())
     }
 
@@ -644,11 +674,11 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return Err(err("storage.path", "", "must not be empty"));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if !valid_log_level(&self.log.level) {
             return Err(err(
                 "log.level",
                 &self.log.level,
-                "expected trace, debug, info, warn or error",
+                "expected trace, debug, info, warn, error or off, or target=level directives separated by commas",
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -769,5 +799,19 @@ mod tests {
         assert!(e.contains("NORA_PORT") && e.contains("server.port"), "{e}");
         let f = write("[storage]\nupload_ttl = \"soon\"\n");
         assert!(Config::load_with(Some(f.path()), |_| None).is_err());
+    }
+
+    /// A misspelt level used to pass as a target name and log nothing.
+    #[test]
+    fn log_levels_are_levels() {
+        for bad in ["warning", "verbose", "", " ", "nora=loud", "=info", "info,"] {
+            let e = Config::load_with(None, |k| (k == "NORA_LOG_LEVEL").then(|| bad.into()));
+            let e = e.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("log.level"), "{bad:?}: {e}");
+        }
+        for good in ["info", "WARN", "off", "nora=debug,warn", "nora::audit=info"] {
+            let c = Config::load_with(None, |k| (k == "NORA_LOG_LEVEL").then(|| good.into()));
+            assert!(c.is_ok(), "{good:?}");
+        }
     }
 }

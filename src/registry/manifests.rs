@@ -142,7 +142,11 @@ impl Registry {
         }
         // A garbage collection that did not see this revision may have moved
         // a blob aside meanwhile: bring it back, or refuse the push.
-        let mut needed: Vec<Digest> = parsed.references.iter().map(|r| r.digest().clone()).collect();
+        let mut needed: Vec<Digest> = parsed
+            .references
+            .iter()
+            .map(|r| r.digest().clone())
+            .collect();
         needed.push(digest.clone());
         if let Err(e) = self.ensure_blobs(&needed).await {
             self.storage
