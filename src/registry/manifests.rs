@@ -334,13 +334,24 @@ impl Registry {
     }
 
     pub(super) async fn tags_pointing_at(&self, name: &str, d: &Digest) -> Result<Vec<String>> {
+        Ok(self
+            .tag_targets(name)
+            .await?
+            .into_iter()
+            .filter(|(_, td)| td == d)
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// Every tag of `name` with the manifest it names, as read now.
+    pub(super) async fn tag_targets(&self, name: &str) -> Result<Vec<(String, Digest)>> {
         let mut out = Vec::new();
         for entry in self.storage.list(&layout::tags(name)).await? {
             let Entry::Object(t) = entry else { continue };
             match self.storage.read_small(&layout::tag(name, &t), 4096).await {
                 Ok(raw) => {
-                    if parse_tag_object(&raw).is_some_and(|(td, _)| &td == d) {
-                        out.push(t);
+                    if let Some((d, _)) = parse_tag_object(&raw) {
+                        out.push((t, d));
                     }
                 }
                 Err(StorageError::NotFound(_)) => {}

@@ -14,10 +14,12 @@
 //! only one limit applies only that one.
 //!
 //! Removing a tag also removes its manifest when no other tag and no index of
-//! the repository still points at it (with the referrers attached to it), so
-//! the next garbage collection frees the blobs.
+//! the repository still points at it, and in turn the children and referrers
+//! of what goes, on the same terms (see `RepoView::retire`), so the next
+//! garbage collection frees the blobs. Each repository is read once, however
+//! many tags go: the work is linear in its tags and manifests.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,7 @@ use super::images::ImageRow;
 use super::manifest::{self, Reference};
 use super::manifests::Ref;
 use super::refglob::RefGlob;
+use crate::storage::layout;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -153,65 +156,163 @@ impl Registry {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let removals = plan(rules, &images, now)?;
+        let mut report = self.apply(removals, dry_run).await?;
+        report.tags_scanned = images.len() as u64;
+        Ok(report)
+    }
+
+    /// Removes the planned tags, then every manifest that nothing keeps any
+    /// more (a dry run says what that would be, and changes nothing).
+    async fn apply(&self, removals: Vec<Removal>, dry_run: bool) -> Result<RetentionReport> {
         let mut report = RetentionReport {
             dry_run,
-            tags_scanned: images.len() as u64,
-            removals,
-            manifests_removed: 0,
+            ..Default::default()
         };
-        if dry_run {
-            return Ok(report);
+        let mut by_repo: BTreeMap<String, Vec<Removal>> = BTreeMap::new();
+        for r in removals {
+            by_repo.entry(r.repository.clone()).or_default().push(r);
         }
-        for r in &report.removals {
-            match self
-                .manifest_delete(&r.repository, &Ref::Tag(r.tag.clone()))
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.code == Code::ManifestUnknown => continue, // gone meanwhile
-                Err(e) => return Err(e),
+        for (repo, planned) in by_repo {
+            let (removed, as_if_gone) = if dry_run {
+                let tags = planned.iter().map(|r| r.tag.clone()).collect();
+                (planned, tags)
+            } else {
+                (
+                    self.remove_planned_tags(&repo, planned).await?,
+                    HashSet::new(),
+                )
+            };
+            let view = RepoView::read(self, &repo, &as_if_gone).await?;
+            let retired = view.retire(removed.iter().filter_map(|r| r.digest.parse().ok()));
+            if !dry_run {
+                self.retire(&repo, &view, &retired).await?;
             }
-            if let Ok(d) = r.digest.parse::<Digest>()
-                && self.remove_if_orphaned(&r.repository, &d).await?
-            {
-                report.manifests_removed += 1;
-            }
+            report.manifests_removed += retired.len() as u64;
+            report.removals.extend(removed);
         }
         Ok(report)
     }
 
-    /// Deletes manifest `d` of `repo` (and its referrers) when no tag and no
-    /// index of the repository points at it any more.
-    async fn remove_if_orphaned(&self, repo: &str, d: &Digest) -> Result<bool> {
-        if !self.tags_pointing_at(repo, d).await?.is_empty() {
-            return Ok(false);
+    /// Deletes each planned tag that still names the manifest the plan
+    /// judged: one pushed again since is a new image, no rule's verdict.
+    async fn remove_planned_tags(&self, repo: &str, planned: Vec<Removal>) -> Result<Vec<Removal>> {
+        let mut removed = Vec::new();
+        for r in planned {
+            let Ok(judged) = r.digest.parse::<Digest>() else {
+                continue;
+            };
+            match self.manifest_resolve(repo, &Ref::Tag(r.tag.clone())).await {
+                Ok((now, _)) if now == judged => {}
+                Ok(_) => continue,
+                Err(e) if e.code == Code::ManifestUnknown => continue,
+                Err(e) => return Err(e),
+            }
+            self.storage.delete(&layout::tag(repo, &r.tag)).await?;
+            removed.push(r);
         }
-        let mut children: HashSet<Digest> = HashSet::new();
-        for rev in self.revisions(repo).await? {
-            let Ok(body) = self.manifest_bytes(&rev).await else {
+        Ok(removed)
+    }
+
+    /// Deletes the `retired` manifests of `repo` (listed parents first, so
+    /// an interruption never leaves an index without its children).
+    async fn retire(&self, repo: &str, view: &RepoView, retired: &[Digest]) -> Result<()> {
+        for d in retired {
+            if let Some(subject) = view.subject.get(d) {
+                self.storage
+                    .delete(&layout::referrer(repo, subject, d))
+                    .await?;
+            }
+            self.storage.delete(&layout::revision(repo, d)).await?;
+        }
+        // A tag pushed onto one of them since the repository was read goes
+        // with it, as with a DELETE by digest (a PUT that looks after this
+        // finds its revision gone and removes its own tags).
+        let gone: HashSet<&Digest> = retired.iter().collect();
+        for (t, d) in self.tag_targets(repo).await? {
+            if gone.contains(&d) {
+                self.storage.delete(&layout::tag(repo, &t)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One repository as retention found it, read once: which manifests are
+/// tagged, which indexes hold which children, which manifests refer to
+/// which subjects.
+#[derive(Default)]
+struct RepoView {
+    revisions: HashSet<Digest>,
+    tagged: HashSet<Digest>,
+    children: HashMap<Digest, Vec<Digest>>,
+    parents: HashMap<Digest, Vec<Digest>>,
+    referrers: HashMap<Digest, Vec<Digest>>,
+    subject: HashMap<Digest, Digest>,
+}
+
+impl RepoView {
+    /// `repo` now, as if the tags in `as_if_gone` were not there.
+    async fn read(reg: &Registry, repo: &str, as_if_gone: &HashSet<String>) -> Result<RepoView> {
+        let mut v = RepoView::default();
+        for (t, d) in reg.tag_targets(repo).await? {
+            if !as_if_gone.contains(&t) {
+                v.tagged.insert(d);
+            }
+        }
+        for rev in reg.revisions(repo).await? {
+            v.revisions.insert(rev.clone());
+            let Ok(body) = reg.manifest_bytes(&rev).await else {
                 continue;
             };
             if let Ok(p) = manifest::parse(&body, None) {
                 for r in p.references {
                     if let Reference::Manifest(c, _) = r {
-                        children.insert(c);
+                        v.children.entry(rev.clone()).or_default().push(c.clone());
+                        v.parents.entry(c).or_default().push(rev.clone());
                     }
                 }
             }
-        }
-        if children.contains(d) {
-            return Ok(false);
-        }
-        for referrer in self.referrers(repo, d, None).await? {
-            if let Ok(rd) = referrer.digest.parse::<Digest>() {
-                let _ = self.manifest_delete(repo, &Ref::Digest(rd)).await;
+            if let Some(s) = manifest::subject_of(&body) {
+                v.referrers.entry(s.clone()).or_default().push(rev.clone());
+                v.subject.insert(rev, s);
             }
         }
-        match self.manifest_delete(repo, &Ref::Digest(d.clone())).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.code == Code::ManifestUnknown => Ok(false),
-            Err(e) => Err(e),
+        Ok(v)
+    }
+
+    /// What goes once the manifests `untagged` lost their tags: each that no
+    /// tag and no kept index points at, then in turn the children and the
+    /// referrers of what goes, on the same terms (a tagged or protected
+    /// signature, or a child another index still lists, stays).
+    fn retire(&self, untagged: impl IntoIterator<Item = Digest>) -> Vec<Digest> {
+        let mut gone: HashSet<Digest> = HashSet::new();
+        let mut out = Vec::new();
+        let mut work: Vec<Digest> = untagged.into_iter().collect();
+        work.reverse();
+        while let Some(d) = work.pop() {
+            let kept_by_index = self
+                .parents
+                .get(&d)
+                .is_some_and(|ps| ps.iter().any(|p| !gone.contains(p)));
+            if gone.contains(&d)
+                || !self.revisions.contains(&d)
+                || self.tagged.contains(&d)
+                || kept_by_index
+            {
+                continue;
+            }
+            gone.insert(d.clone());
+            out.push(d.clone());
+            for next in [self.referrers.get(&d), self.children.get(&d)]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .rev()
+            {
+                work.push(next.clone());
+            }
         }
+        out
     }
 }
 
@@ -316,5 +417,149 @@ mod tests {
         assert!(validate(&[rule("**", None, None, false)]).is_err());
         assert!(validate(&[rule("a[", Some(1), None, false)]).is_err());
         assert!(validate(&[rule("**:v*", None, None, true)]).is_ok());
+    }
+
+    mod applied {
+        use super::super::*;
+        use crate::registry::testing::{push_blob, registry};
+        use bytes::Bytes;
+
+        const R: &str = "app";
+
+        async fn put(reg: &Registry, tag: Option<&str>, body: serde_json::Value) -> Digest {
+            let body = Bytes::from(serde_json::to_vec(&body).unwrap());
+            let d = Digest::of(crate::registry::digest::Algorithm::Sha256, &body);
+            let at = tag.map_or(Ref::Digest(d.clone()), |t| Ref::Tag(t.into()));
+            reg.manifest_put(R, &at, None, body, &[]).await.unwrap();
+            d
+        }
+
+        fn desc(media_type: &str, d: &Digest, size: usize) -> serde_json::Value {
+            serde_json::json!({"mediaType": media_type, "digest": d.to_string(), "size": size})
+        }
+
+        /// An image (its own layer `seed`), optionally with a subject.
+        async fn image(
+            reg: &Registry,
+            tag: Option<&str>,
+            seed: &'static [u8],
+            subject: Option<&Digest>,
+        ) -> Digest {
+            let config = push_blob(reg, R, b"{}").await;
+            let layer = push_blob(reg, R, seed).await;
+            let mut m = serde_json::json!({
+                "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+                "config": desc("application/vnd.oci.image.config.v1+json", &config, 2),
+                "layers": [desc("application/vnd.oci.image.layer.v1.tar", &layer, seed.len())],
+            });
+            if let Some(s) = subject {
+                let len = reg.manifest_bytes(s).await.unwrap().len();
+                m["subject"] = desc(manifest::OCI_MANIFEST, s, len);
+            }
+            put(reg, tag, m).await
+        }
+
+        async fn index(reg: &Registry, tag: &str, children: &[&Digest]) -> Digest {
+            let mut list = Vec::new();
+            for c in children {
+                let len = reg.manifest_bytes(c).await.unwrap().len();
+                list.push(desc(manifest::OCI_MANIFEST, c, len));
+            }
+            let m = serde_json::json!({
+                "schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": list,
+            });
+            put(reg, Some(tag), m).await
+        }
+
+        fn removal(tag: &str, d: &Digest) -> Removal {
+            Removal {
+                repository: R.into(),
+                tag: tag.into(),
+                digest: d.to_string(),
+                rule: "test".into(),
+            }
+        }
+
+        async fn exists(reg: &Registry, d: &Digest) -> bool {
+            reg.manifest_resolve(R, &Ref::Digest(d.clone()))
+                .await
+                .is_ok()
+        }
+
+        async fn tagged(reg: &Registry, t: &str) -> bool {
+            reg.manifest_resolve(R, &Ref::Tag(t.into())).await.is_ok()
+        }
+
+        /// The referrers of a removed image go only when nothing else
+        /// keeps them: a tagged signature (a protected tag is a tag) and a
+        /// child of a kept index stay. The dry run counts the same.
+        #[tokio::test]
+        async fn referrers_go_only_when_nothing_keeps_them() {
+            let dir = tempfile::tempdir().unwrap();
+            let reg = registry(dir.path());
+            let dev = image(&reg, Some("dev-1"), b"dev", None).await;
+            let plain = image(&reg, None, b"sbom", Some(&dev)).await;
+            let signed = image(&reg, Some("sha256-dev.sig"), b"sig", Some(&dev)).await;
+            let listed = image(&reg, None, b"attestation", Some(&dev)).await;
+            let stable = index(&reg, "stable", &[&listed]).await;
+            let dry = reg.apply(vec![removal("dev-1", &dev)], true).await.unwrap();
+            let report = reg
+                .apply(vec![removal("dev-1", &dev)], false)
+                .await
+                .unwrap();
+            assert_eq!(report.manifests_removed, 2, "the image and its plain SBOM");
+            assert_eq!(dry.manifests_removed, report.manifests_removed);
+            assert!(!exists(&reg, &dev).await && !exists(&reg, &plain).await);
+            assert!(exists(&reg, &signed).await && tagged(&reg, "sha256-dev.sig").await);
+            assert!(exists(&reg, &listed).await && exists(&reg, &stable).await);
+        }
+
+        /// A multi-arch image's children (pushed untagged) go with its
+        /// index, except one another kept index still lists.
+        #[tokio::test]
+        async fn an_index_takes_its_untagged_children_along() {
+            let dir = tempfile::tempdir().unwrap();
+            let reg = registry(dir.path());
+            let amd = image(&reg, None, b"amd64", None).await;
+            let arm = image(&reg, None, b"arm64", None).await;
+            let shared = image(&reg, None, b"shared", None).await;
+            let multi = index(&reg, "dev-1", &[&amd, &arm, &shared]).await;
+            let other = index(&reg, "v1", &[&shared]).await;
+            let report = reg
+                .apply(vec![removal("dev-1", &multi)], false)
+                .await
+                .unwrap();
+            assert_eq!(report.manifests_removed, 3);
+            for gone in [&multi, &amd, &arm] {
+                assert!(!exists(&reg, gone).await, "{gone}");
+            }
+            assert!(exists(&reg, &shared).await && exists(&reg, &other).await);
+        }
+
+        /// A tag pushed again after the plan names a new image, which the
+        /// plan never judged: it stays, and so does its image.
+        #[tokio::test]
+        async fn a_tag_moved_since_the_plan_stays() {
+            let dir = tempfile::tempdir().unwrap();
+            let reg = registry(dir.path());
+            let old = image(&reg, Some("dev-9"), b"old", None).await;
+            let new = image(&reg, Some("dev-9"), b"new", None).await;
+            let report = reg
+                .apply(vec![removal("dev-9", &old)], false)
+                .await
+                .unwrap();
+            assert!(report.removals.is_empty(), "{report:?}");
+            assert_eq!(
+                reg.manifest_resolve(R, &Ref::Tag("dev-9".into()))
+                    .await
+                    .unwrap()
+                    .0,
+                new
+            );
+            assert!(
+                exists(&reg, &old).await,
+                "untagged by the push, not by retention"
+            );
+        }
     }
 }
