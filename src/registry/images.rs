@@ -170,18 +170,25 @@ impl Registry {
     }
 
     async fn image_row(&self, repo: &str, tag: &str) -> Result<Option<ImageRow>> {
-        let (digest, media_type) = match self.manifest_resolve(repo, &Ref::Tag(tag.into())).await {
-            Ok(x) => x,
-            Err(e) if e.code == Code::ManifestUnknown => return Ok(None), // deleted meanwhile
-            Err(e) => return Err(e),
+        let key = layout::tag(repo, tag);
+        let raw = match self.storage.read_small(&key, 4096).await {
+            Ok(raw) => raw,
+            Err(crate::storage::StorageError::NotFound(_)) => return Ok(None), // deleted meanwhile
+            Err(e) => return Err(e.into()),
         };
-        let pushed = self
-            .storage
-            .stat(&layout::tag(repo, tag))
-            .await?
-            .and_then(|m| m.modified.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let Some((digest, media_type)) = super::manifests::parse_tag_object(&raw) else {
+            return Ok(None);
+        };
+        let pushed = match layout::tag_pushed(&raw) {
+            Some(t) => t,
+            // Written before tags recorded it: the object's own time.
+            None => self
+                .storage
+                .stat(&key)
+                .await?
+                .and_then(|m| m.modified.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs()),
+        };
         let (size, platforms) = self.size_and_platforms(&digest, &media_type).await?;
         Ok(Some(ImageRow {
             repository: repo.to_string(),

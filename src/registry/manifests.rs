@@ -51,7 +51,7 @@ fn manifest_unknown(what: impl std::fmt::Display) -> RegistryError {
 }
 
 /// A tag object holds "<digest>\n<media type>\n".
-fn parse_tag_object(raw: &[u8]) -> Option<(Digest, String)> {
+pub(super) fn parse_tag_object(raw: &[u8]) -> Option<(Digest, String)> {
     let text = std::str::from_utf8(raw).ok()?;
     let mut lines = text.lines();
     let digest = lines.next()?.parse().ok()?;
@@ -159,7 +159,8 @@ impl Registry {
             }
             return Err(e);
         }
-        let tag_object = Bytes::from(format!("{digest}\n{}\n", parsed.media_type));
+        let tag_object =
+            layout::tag_object(&digest, &parsed.media_type, crate::auth::tokens::now());
         for t in &tags {
             self.storage
                 .put_bytes(&layout::tag(name, t), tag_object.clone())

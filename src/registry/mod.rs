@@ -17,7 +17,7 @@ pub mod ops;
 pub mod refglob;
 pub mod retention;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod uploads;
 
 use std::sync::Arc;

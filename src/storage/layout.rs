@@ -17,8 +17,13 @@
 //!     type it was pushed with (served back as Content-Type).
 //!
 //! repositories/<name>/_manifests/tags/<tag>
-//!     Tag. Content: "<digest>\n<media type>\n", so a GET by tag needs this one
-//!     small read plus the (cacheable, immutable) manifest bytes.
+//!     Tag. Content: "<digest>\n<media type>\n<pushed>\n", so a GET by tag
+//!     needs this one small read plus the (cacheable, immutable) manifest
+//!     bytes. `pushed` (Unix seconds) is when the tag was pushed, kept in the
+//!     content so that it survives a backup and restore or a migrate (which
+//!     write every object anew); retention's keep_last and older_than go by
+//!     it. Tags written before it was recorded lack the line: their mtime
+//!     says it, and backup and migrate write it into the copy.
 //!
 //! repositories/<name>/_referrers/<alg>/<hex>/<ralg>-<rhex>
 //!     Manifest <ralg>:<rhex> of <name> has `subject` <alg>:<hex>. Content: the
@@ -164,6 +169,42 @@ pub fn tags(name: &str) -> String {
 
 pub fn tag(name: &str, tag: &str) -> String {
     format!("{REPOSITORIES}/{name}/_manifests/tags/{tag}")
+}
+
+/// A tag's content (see the layout above).
+pub fn tag_object(d: &Digest, media_type: &str, pushed: u64) -> bytes::Bytes {
+    format!("{d}\n{media_type}\n{pushed}\n").into()
+}
+
+/// When the tag whose content is `value` was pushed, if it records it.
+pub fn tag_pushed(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value)
+        .ok()?
+        .lines()
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A tag's content with its push time recorded: `value` itself when it has
+/// one, else `value` with `modified` (the time of the object's last write).
+pub fn tag_with_pushed(value: bytes::Bytes, modified: std::time::SystemTime) -> bytes::Bytes {
+    if tag_pushed(&value).is_some() {
+        return value;
+    }
+    let Ok(text) = std::str::from_utf8(&value) else {
+        return value;
+    };
+    let mut lines = text.lines();
+    let (Some(digest), media_type) = (lines.next(), lines.next()) else {
+        return value;
+    };
+    let secs = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let media_type = media_type.unwrap_or(crate::registry::manifest::OCI_MANIFEST);
+    format!("{digest}\n{media_type}\n{secs}\n").into()
 }
 
 /// What a link needs present before it (the write order above): a tag, the

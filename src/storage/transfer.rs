@@ -71,11 +71,22 @@ pub async fn plan_small(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
             continue;
         }
         match src.read_small(&key, SMALL_MAX).await {
-            Ok(v) => items.push(Item {
-                key,
-                size: v.len() as u64,
-                value: Some(v),
-            }),
+            Ok(v) => {
+                // The copy is written now: a tag that does not record when it
+                // was pushed takes its source's time along in its content.
+                let v = match layout::tag_pushed(&v) {
+                    Some(_) => v,
+                    None => match src.stat(&key).await? {
+                        Some(meta) => layout::tag_with_pushed(v, meta.modified),
+                        None => v,
+                    },
+                };
+                items.push(Item {
+                    key,
+                    size: v.len() as u64,
+                    value: Some(v),
+                })
+            }
             Err(StorageError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
@@ -261,6 +272,43 @@ mod tests {
     use super::*;
     use crate::registry::digest::Algorithm;
     use crate::storage::fs::FsStorage;
+
+    /// A copy is written now, so a tag that does not record when it was
+    /// pushed takes its source's time along (retention's keep_last ranked
+    /// every restored tag alike, and kept the oldest); one that does is
+    /// copied as it is.
+    #[tokio::test]
+    async fn a_tag_takes_its_push_time_along() {
+        let a = tempfile::tempdir().unwrap();
+        let src = FsStorage::open(a.path(), false).unwrap();
+        let d = Digest::of(Algorithm::Sha256, b"{}");
+        let old = format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n");
+        src.put_bytes(&layout::tag("r", "old"), old.into())
+            .await
+            .unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        crate::registry::testing::age(&a.path().join(layout::tag("r", "old")), day);
+        let recorded = layout::tag_object(&d, "application/vnd.oci.image.index.v1+json", 1234);
+        src.put_bytes(&layout::tag("r", "new"), recorded.clone())
+            .await
+            .unwrap();
+        let plan = plan_small(&src).await.unwrap();
+        let value = |tag: &str| {
+            let key = layout::tag("r", tag);
+            plan.iter()
+                .find(|i| i.key == key)
+                .and_then(|i| i.value.clone())
+                .unwrap()
+        };
+        let pushed = layout::tag_pushed(&value("old")).expect("recorded");
+        let now = crate::auth::tokens::now();
+        assert!(
+            (now - 86_400 - 5..=now - 86_400 + 5).contains(&pushed),
+            "{pushed}"
+        );
+        assert!(value("old").starts_with(format!("{d}\napplication/").as_bytes()));
+        assert_eq!(value("new"), recorded);
+    }
 
     /// A migration of a store that takes deletes meanwhile: what went is not
     /// an error, and no link lands without what it names.
