@@ -13,18 +13,26 @@ impl When {
     /// "6h", "30m" (humantime) or a five-field cron expression, evaluated in UTC.
     pub fn parse(s: &str) -> Result<When, String> {
         if let Ok(d) = humantime::parse_duration(s) {
-            if d.is_zero() {
-                return Err("the interval must be longer than zero".into());
+            // Shorter, a job would run back to back, holding its lock.
+            if d < Duration::from_secs(1) {
+                return Err("the interval must be at least 1s".into());
             }
             return Ok(When::Every(d));
         }
-        croner::Cron::from_str(s)
+        let expected =
+            "expected an interval like \"6h\" or a five-field cron expression like \"0 3 * * *\"";
+        let fields = s.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!("{expected}: {fields} fields"));
+        }
+        let when = croner::Cron::from_str(s)
             .map(|c| When::Cron(Box::new(c)))
-            .map_err(|e| {
-                format!(
-                    "expected an interval like \"6h\" or a cron expression like \"0 3 * * *\": {e}"
-                )
-            })
+            .map_err(|e| format!("{expected}: {e}"))?;
+        // "0 0 30 2 *" (February 30th) parses, and never comes.
+        if when.next(SystemTime::now()).is_none() {
+            return Err("this cron expression never matches a date".into());
+        }
+        Ok(when)
     }
 
     /// The first run strictly after `after`.
@@ -57,6 +65,17 @@ mod tests {
         assert_eq!(secs % 86400, 3 * 3600, "03:00 UTC");
         assert!(next > t0 && next <= t0 + Duration::from_secs(86400));
         assert!(When::parse("soon").is_err());
-        assert!(When::parse("0s").is_err());
+        for never in [
+            "0s",
+            "1ns",
+            "500ms",
+            "0 0 30 2 *",
+            "* * * * * *",
+            "0 * * * * * *",
+            "0 3 * *",
+        ] {
+            assert!(When::parse(never).is_err(), "{never}");
+        }
+        assert!(When::parse("1s").is_ok() && When::parse("*/5 * * * *").is_ok());
     }
 }
