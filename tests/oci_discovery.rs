@@ -253,3 +253,36 @@ async fn a_referrer_with_megabytes_of_annotations_is_listed() {
         Some(note.len())
     );
 }
+
+/// HEAD answers wherever GET does, with GET's status and headers and no
+/// body (HTTP's rule; monitoring probes and some clients use it).
+#[tokio::test]
+async fn head_answers_where_get_does() {
+    let server = Server::start();
+    let c = server.client();
+    let (d, _) = c.push_image("h/r", "v1", b"x").await;
+    let r = c
+        .http
+        .post(c.u("/v2/h/r/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let upload = c.loc(r.headers()["location"].to_str().unwrap());
+    for path in [
+        c.u("/v2/_catalog"),
+        c.u("/v2/h/r/tags/list"),
+        c.u(&format!("/v2/h/r/referrers/{d}")),
+        upload,
+    ] {
+        let get = c.http.get(&path).send().await.unwrap();
+        let head = c.http.head(&path).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert!(head.status().is_success(), "{path}: {}", head.status());
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+}

@@ -214,8 +214,8 @@ async fn dispatch(
         (Route::Base, Method::GET | Method::HEAD) => {
             Ok(json(StatusCode::OK, &serde_json::json!({})))
         }
-        (Route::Catalog, Method::GET) => listing::catalog(reg, &req).await,
-        (Route::Tags(n), Method::GET) => listing::tags(reg, &n, &req).await,
+        (Route::Catalog, Method::GET | Method::HEAD) => listing::catalog(reg, &req).await,
+        (Route::Tags(n), Method::GET | Method::HEAD) => listing::tags(reg, &n, &req).await,
         (Route::Manifest(n, r), Method::GET | Method::HEAD) => {
             manifests::get(reg, &n, &r, &req).await
         }
@@ -226,9 +226,11 @@ async fn dispatch(
         (Route::Uploads(n), Method::POST) => uploads::start(reg, &n, req).await,
         (Route::Upload(n, id), Method::PATCH) => uploads::patch(reg, &n, &id, req).await,
         (Route::Upload(n, id), Method::PUT) => uploads::put(reg, &n, &id, req).await,
-        (Route::Upload(n, id), Method::GET) => uploads::status(reg, &n, &id).await,
+        (Route::Upload(n, id), Method::GET | Method::HEAD) => uploads::status(reg, &n, &id).await,
         (Route::Upload(n, id), Method::DELETE) => uploads::cancel(reg, &n, &id).await,
-        (Route::Referrers(n, d), Method::GET) => manifests::referrers(reg, &n, &d, &req).await,
+        (Route::Referrers(n, d), Method::GET | Method::HEAD) => {
+            manifests::referrers(reg, &n, &d, &req).await
+        }
         _ => Ok(error_of(
             Code::Unsupported,
             StatusCode::METHOD_NOT_ALLOWED,
