@@ -55,3 +55,72 @@ fn the_open_files_limit_is_raised_to_the_hard_one() {
         "{line}"
     );
 }
+
+/// The request log line of `method path`, once written (it is written when
+/// the answer's body has been sent or given up).
+async fn log_line(s: &Server, method: &str, path: &str) -> String {
+    let want = format!("method={method} path={path} ");
+    for _ in 0..100 {
+        if let Some(line) = s.log_text().lines().find(|l| l.contains(&want)) {
+            return line.to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no log line for {method} {path}:\n{}", s.log_text());
+}
+
+/// The log counts the bytes that went each way, not what headers announced:
+/// a chunked upload has no Content-Length, a download the client gave up
+/// did not send all it announced, an answer to HEAD sends none.
+#[tokio::test]
+async fn request_log_lines_count_what_was_sent() {
+    let s = Server::start();
+    let c = s.client();
+    let r = c
+        .http
+        .post(c.u("/v2/log/r/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = c.loc(r.headers()["location"].to_str().unwrap());
+    let path = reqwest::Url::parse(&loc).unwrap().path().to_string();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![7u8; 30_000])).collect();
+    let r = c
+        .http
+        .patch(&loc)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let line = log_line(&s, "PATCH", &path).await;
+    assert!(line.contains("bytes_in=300000"), "{line}");
+
+    let big = vec![1u8; 32 << 20];
+    let d = c.push_blob("log/r", &big).await;
+    let blob = format!("/v2/log/r/blobs/{d}");
+    let r = c.http.head(c.u(&blob)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let line = log_line(&s, "HEAD", &blob).await;
+    assert!(
+        line.contains("bytes_out=0 ") && line.contains("complete=true"),
+        "{line}"
+    );
+
+    // A client that reads a little, then hangs up.
+    let mut r = reqwest::Client::new().get(c.u(&blob)).send().await.unwrap();
+    r.chunk().await.unwrap();
+    drop(r);
+    let line = log_line(&s, "GET", &blob).await;
+    assert!(line.contains("complete=false"), "{line}");
+    let sent: u64 = line
+        .split("bytes_out=")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(sent < big.len() as u64, "{line}");
+}

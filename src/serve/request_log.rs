@@ -1,14 +1,22 @@
 //! One log line per request (method, path, status, bytes, time, request id)
 //! and the `X-Request-Id` header, added around the whole warp service.
+//!
+//! The line is written when the answer's body has been sent, or given up
+//! (the client went away): its bytes are those that went each way, its time
+//! the whole exchange's. A 256 MiB download logged when its headers left
+//! would say 0.2 ms, and the full size even if the client hung up at once.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use tower_service::Service;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -45,21 +53,16 @@ fn request_id<B>(req: &Request<B>) -> HeaderValue {
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-fn content_length(h: &http::HeaderMap) -> u64 {
-    h.get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 impl<S, B, RB> Service<Request<B>> for RequestLog<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = Infallible>,
+    S: Service<Request<Counted<B>>, Response = Response<RB>, Error = Infallible>,
     S::Future: Send + 'static,
+    B: Body + Unpin,
+    RB: Body + Unpin,
 {
-    type Response = Response<RB>;
+    type Response = Response<Logged<RB>>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -77,27 +80,144 @@ where
         {
             req.headers_mut().insert(PEER, v);
         }
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let bytes_in = content_length(req.headers());
-        let peer = self.peer;
+        let received = Arc::new(AtomicU64::new(0));
+        let mut line = Line {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            status: 0,
+            received: received.clone(),
+            request_id: id.clone(),
+            peer: self.peer,
+            start,
+        };
+        let req = req.map(|inner| Counted { inner, received });
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            let elapsed = start.elapsed();
-            tracing::info!(
-                target: "nora::request",
-                method = %method,
-                path = %path,
-                status = resp.status().as_u16(),
-                bytes_in,
-                bytes_out = content_length(resp.headers()),
-                ms = elapsed.as_secs_f64() * 1000.0,
-                request_id = id.to_str().unwrap_or("-"),
-                peer = peer.map(|p| p.to_string()).unwrap_or_default(),
-            );
+            line.status = resp.status().as_u16();
             resp.headers_mut().insert(REQUEST_ID, id);
-            Ok(resp)
+            Ok(resp.map(|inner| Logged {
+                inner,
+                sent: 0,
+                line: Some(line),
+            }))
         })
+    }
+}
+
+/// What the log line says of a request, filled in as it goes.
+struct Line {
+    method: Method,
+    path: String,
+    status: u16,
+    received: Arc<AtomicU64>,
+    request_id: HeaderValue,
+    peer: Option<SocketAddr>,
+    start: Instant,
+}
+
+impl Line {
+    fn write(self, sent: u64, complete: bool) {
+        tracing::info!(
+            target: "nora::request",
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes_in = self.received.load(Ordering::Relaxed),
+            bytes_out = sent,
+            ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            complete,
+            request_id = self.request_id.to_str().unwrap_or("-"),
+            peer = self.peer.map(|p| p.to_string()).unwrap_or_default(),
+        );
+    }
+}
+
+/// A request body that counts what it delivers.
+pub struct Counted<B> {
+    inner: B,
+    received: Arc<AtomicU64>,
+}
+
+impl<B: Body + Unpin> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            use bytes::Buf;
+            self.received
+                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An answer's body that writes the request's log line once it has been
+/// sent whole, or dropped half way (the connection went), or never sent
+/// (an answer to HEAD).
+pub struct Logged<B: Body> {
+    inner: B,
+    sent: u64,
+    line: Option<Line>,
+}
+
+impl<B: Body + Unpin> Body for Logged<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    use bytes::Buf;
+                    self.sent += data.remaining() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(line) = self.line.take() {
+                    line.write(self.sent, true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body> Drop for Logged<B> {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            // hyper stops polling a body that says it has ended, and never
+            // polls one answering HEAD: neither lost anything.
+            let complete = line.method == Method::HEAD || self.inner.is_end_stream();
+            line.write(self.sent, complete);
+        }
     }
 }
