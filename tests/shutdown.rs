@@ -58,3 +58,46 @@ async fn sigterm_lets_an_in_flight_upload_finish() {
     let st = st.expect("nora exits within the timeout");
     assert!(st.success(), "exit status {st}");
 }
+
+/// A second signal while shutdown waits for a request stops the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_waiting() {
+    let mut s = Server::start();
+    let c = s.client();
+    let r = c
+        .http
+        .post(c.u("/v2/stuck/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = c.loc(r.headers()["location"].to_str().unwrap());
+    // A PATCH that sends a little, then nothing for a long while.
+    let chunks = futures_util::stream::iter(0..2).then(|i| async move {
+        if i == 1 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 4096]))
+    });
+    let _patch = tokio::spawn({
+        let c = c.clone();
+        async move {
+            c.http
+                .patch(loc)
+                .body(reqwest::Body::wrap_stream(chunks))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = tokio::task::spawn_blocking(move || {
+        assert!(
+            s.terminate(Duration::from_secs(1)).is_none(),
+            "waits for the PATCH"
+        );
+        s.terminate(Duration::from_secs(5))
+    })
+    .await
+    .unwrap();
+    let st = st.expect("the second SIGTERM ends the wait");
+    assert!(st.success(), "exit status {st}");
+}

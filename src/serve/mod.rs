@@ -158,9 +158,14 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         tracing::info!("all connections closed");
         jobs.idle().await;
     };
+    // A second signal is an operator who will not wait: stop now, as the
+    // timeout would (every write is a temp name and a rename, so nothing is
+    // left half written either way).
+    let again = shutdown_signal();
     tokio::select! {
         _ = drained => {}
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached, closing remaining connections and jobs"),
+        _ = again => tracing::warn!("second signal: closing remaining connections and jobs now"),
     }
     Ok(())
 }
