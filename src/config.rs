@@ -727,8 +727,9 @@ impl Config {
                 }
             }
         }
-        if let Err(e) = crate::registry::retention::validate(&self.retention) {
-            return Err(err("retention", "", &e));
+        if let Err((n, e)) = crate::registry::retention::validate(&self.retention) {
+            let pattern = self.retention.get(n - 1).map_or("", |r| r.pattern.as_str());
+            return Err(err(&format!("retention rule {n}: match"), pattern, &e));
         }
         Ok(())
     }

@@ -31,6 +31,23 @@ impl RefGlob {
                 "bad glob {pattern:?}: expected REPOSITORY:TAG globs, e.g. \"team/**:dev-*\""
             ));
         }
+        // A glob no name can match is a typo, and a protect rule with a typo
+        // protects nothing: refuse it. Repository names are lower case, one
+        // `:` parts them from tags, and neither has spaces or empty parts.
+        let never = if pattern.chars().any(char::is_whitespace) {
+            Some("names have no spaces")
+        } else if repo.contains(':') {
+            Some("one ':' parts the repository from the tag")
+        } else if repo.chars().any(|c| c.is_ascii_uppercase()) {
+            Some("repository names are lower case")
+        } else if repo.starts_with('/') || repo.ends_with('/') || repo.contains("//") {
+            Some("repository names have no empty path components")
+        } else {
+            None
+        };
+        if let Some(why) = never {
+            return Err(format!("glob {pattern:?} can never match: {why}"));
+        }
         Ok(RefGlob {
             repository: compile(repo)?,
             tag: tag.map(compile).transpose()?,
@@ -73,5 +90,9 @@ mod tests {
         assert!(RefGlob::new(":x").is_err());
         assert!(RefGlob::new("a:").is_err());
         assert!(RefGlob::new("{a").is_err());
+        for never in ["A/B:x", "/x:*", "x/:*", "a//b", "a:b:c", " ", "app: v1"] {
+            assert!(RefGlob::new(never).is_err(), "{never}");
+        }
+        assert!(RefGlob::new("app:V1-*").is_ok(), "tags may have capitals");
     }
 }

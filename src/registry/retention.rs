@@ -68,14 +68,14 @@ pub struct RetentionReport {
 }
 
 /// Checks rules once, at config load: globs compile, each rule does something.
-pub fn validate(rules: &[Rule]) -> std::result::Result<(), String> {
+/// The error names the rule (counted from 1) and says what is wrong.
+pub fn validate(rules: &[Rule]) -> std::result::Result<(), (usize, String)> {
     for (i, r) in rules.iter().enumerate() {
-        RefGlob::new(&r.pattern).map_err(|e| format!("retention rule {}: {e}", i + 1))?;
+        RefGlob::new(&r.pattern).map_err(|e| (i + 1, e))?;
         if !r.protect && r.keep_last.is_none() && r.older_than.is_none() {
-            return Err(format!(
-                "retention rule {} ({:?}) needs keep_last, older_than or protect = true",
+            return Err((
                 i + 1,
-                r.pattern
+                "needs keep_last, older_than or protect = true".into(),
             ));
         }
     }
