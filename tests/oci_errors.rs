@@ -221,6 +221,26 @@ async fn unknown_routes_methods_and_headers_never_500() {
         let status = r.status().as_u16();
         assert!((400..500).contains(&status), "{method} {path}: {status}");
     }
+    // A known endpoint asked with a method it does not take says which it takes.
+    for (method, path, allow) in [
+        (
+            "POST",
+            "/v2/e/r/manifests/v1".to_string(),
+            "GET, HEAD, PUT, DELETE",
+        ),
+        ("PATCH", format!("/v2/e/r/blobs/{d}"), "GET, HEAD, DELETE"),
+        ("DELETE", "/v2/".into(), "GET, HEAD"),
+        ("GET", "/v2/e/r/blobs/uploads/".into(), "POST"),
+    ] {
+        let r = c
+            .http
+            .request(method.parse().unwrap(), c.u(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
     // Still serving.
     let r = c
         .http

@@ -73,6 +73,19 @@ enum Route {
     Referrers(String, String),
 }
 
+impl Route {
+    /// The methods this endpoint answers (a 405's `Allow`).
+    fn allowed(&self) -> &'static str {
+        match self {
+            Route::Base | Route::Catalog | Route::Tags(_) | Route::Referrers(..) => "GET, HEAD",
+            Route::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Route::Blob(..) => "GET, HEAD, DELETE",
+            Route::Uploads(_) => "POST",
+            Route::Upload(..) => "GET, HEAD, PATCH, PUT, DELETE",
+        }
+    }
+}
+
 fn route(tail: &str) -> Option<Route> {
     if tail.is_empty() {
         return Some(Route::Base);
@@ -208,6 +221,7 @@ async fn dispatch(
         req.query.retain(|(k, _)| k != "mount" && k != "from");
     }
     let m = req.method.clone();
+    let allowed = r.allowed();
     let mutation = auth.enabled && !matches!(m, Method::GET | Method::HEAD);
     let peer = super::request_log::peer_of(&req.headers);
     let result = match (r, m.clone()) {
@@ -231,11 +245,16 @@ async fn dispatch(
         (Route::Referrers(n, d), Method::GET | Method::HEAD) => {
             manifests::referrers(reg, &n, &d, &req).await
         }
-        _ => Ok(error_of(
-            Code::Unsupported,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed here",
-        )),
+        _ => {
+            let mut r = error_of(
+                Code::Unsupported,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here",
+            );
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allowed));
+            Ok(r)
+        }
     };
     let resp = finish(result);
     if mutation {
