@@ -266,3 +266,23 @@ fn raw_get(url: &str, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// A request hyper refuses before any handler runs still leaves a log line.
+#[test]
+fn a_request_refused_before_routing_is_logged() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"NOT A REQUEST\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    for _ in 0..100 {
+        if server.log_text().contains("request refused") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no log line:\n{}", server.log_text());
+}

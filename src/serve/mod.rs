@@ -140,8 +140,16 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                     .serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    match conn.await {
+                        // Refused by hyper before any handler ran (a bad
+                        // request line, headers too large): no request line
+                        // is logged, so log this. (Timeouts are idle
+                        // keep-alive connections too: not worth a line.)
+                        Err(e) if e.is_parse() || e.is_parse_too_large() => {
+                            tracing::info!(target: "nora::request", peer = %peer, error = %e, "request refused");
+                        }
+                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+                        Ok(()) => {}
                     }
                 });
             }
