@@ -90,6 +90,12 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 2 << 20);
     }
+    // clap would say "a value is required for '--config'", naming a flag
+    // that was never given.
+    if std::env::var_os("NORA_CONFIG").is_some_and(|v| v.is_empty()) {
+        eprintln!("nora: NORA_CONFIG is set but empty: name a file, or unset it");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse_from(backup_file_flag(std::env::args_os().collect()));
     ui::hide_args::hide_secret_args();
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));

@@ -79,6 +79,27 @@ fn bad_values_are_startup_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("log.format"));
 
+    let out = nora().env("NORA_CONFIG", "").arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("NORA_CONFIG"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    use std::os::unix::ffi::OsStrExt;
+    let out = nora()
+        .env("NORA_LOG_FORMAT", std::ffi::OsStr::from_bytes(b"json\xff"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("NORA_LOG_FORMAT"),
+        "{}",
+        stderr_of(&out)
+    );
+
     let out = nora()
         .arg("--config")
         .arg(dir.path().join("missing.toml"))
