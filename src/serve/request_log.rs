@@ -133,6 +133,14 @@ impl Line {
     }
 }
 
+/// The bytes of data in a polled frame (0 for anything else).
+fn data_len<D: bytes::Buf, E>(polled: &Poll<Option<Result<Frame<D>, E>>>) -> u64 {
+    match polled {
+        Poll::Ready(Some(Ok(frame))) => frame.data_ref().map_or(0, |d| d.remaining() as u64),
+        _ => 0,
+    }
+}
+
 /// A request body that counts what it delivers.
 pub struct Counted<B> {
     inner: B,
@@ -148,13 +156,8 @@ impl<B: Body + Unpin> Body for Counted<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            use bytes::Buf;
-            self.received
-                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
-        }
+        self.received
+            .fetch_add(data_len(&polled), Ordering::Relaxed);
         polled
     }
 
@@ -185,19 +188,11 @@ impl<B: Body + Unpin> Body for Logged<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    use bytes::Buf;
-                    self.sent += data.remaining() as u64;
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(line) = self.line.take() {
-                    line.write(self.sent, true);
-                }
-            }
-            _ => {}
+        self.sent += data_len(&polled);
+        if let Poll::Ready(None) = polled
+            && let Some(line) = self.line.take()
+        {
+            line.write(self.sent, true);
         }
         polled
     }
