@@ -302,3 +302,38 @@ async fn a_referrer_with_megabytes_of_annotations_survives_backup_and_restore() 
         .await;
     assert_eq!(index["manifests"][0]["digest"], referrer.as_str());
 }
+
+/// A backup is renamed over its FILE when done: a device, a pipe or a
+/// symlink there would be replaced, so only a plain file (or none) is taken.
+#[test]
+fn a_backup_goes_only_to_a_plain_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("link.tar.gz");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for out in [link.to_str().unwrap(), "-", "/dev/null"] {
+        let o = nora(&["backup", "-o", out, "--data-dir", data_dir(&data)], &[]);
+        assert_eq!(o.status.code(), Some(2), "{out}: {o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("file"),
+            "{out}: {o:?}"
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}

@@ -29,6 +29,22 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
         None => ui.config.storage.clone(),
     };
     let name = storage::describe(&cfg);
+    // The archive is written aside, then renamed over FILE: over a device,
+    // a pipe or a symlink, that would replace it (`-o /dev/full` as root
+    // would put a plain file in /dev). Only a plain file, or none, is ours.
+    if args.file.as_os_str() == "-" {
+        return Err(Failure::Usage(
+            "backups are written to a file, not to standard output: name one".into(),
+        ));
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(&args.file)
+        && !meta.file_type().is_file()
+    {
+        return Err(Failure::Usage(format!(
+            "{} exists and is not a plain file: name a file to write",
+            args.file.display()
+        )));
+    }
     let partial = PathBuf::from(format!("{}.partial", args.file.display()));
     let started = Instant::now();
     let bar = ui.transfer_bar("backing up");

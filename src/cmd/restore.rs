@@ -108,6 +108,7 @@ pub fn run(args: RestoreArgs, ui: Ui) -> CmdResult {
             "file": args.input, "to": name, "dry_run": args.dry_run,
             "blobs_written": report.blobs_written, "blobs_skipped": report.blobs_skipped,
             "others_written": report.others_written, "bytes_written": report.bytes_written,
+            "links_left_out": report.links_left_out,
             "seconds": started.elapsed().as_secs_f64(),
         }));
     }
@@ -122,6 +123,12 @@ pub fn run(args: RestoreArgs, ui: Ui) -> CmdResult {
             size(report.bytes_written, ui.tty),
             started.elapsed().as_secs_f64()
         );
+        if report.links_left_out > 0 {
+            println!(
+                "{} links or tags left out: they name manifests or blobs that neither the archive nor the store holds",
+                report.links_left_out
+            );
+        }
     }
     Ok(())
 }

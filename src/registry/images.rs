@@ -189,7 +189,17 @@ impl Registry {
                 .and_then(|m| m.modified.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs()),
         };
-        let (size, platforms) = self.size_and_platforms(&digest, &media_type).await?;
+        let (size, platforms) = match self.size_and_platforms(&digest, &media_type).await {
+            Ok(x) => x,
+            // A tag naming a manifest that is gone (deleted meanwhile, or a
+            // store damaged by hand) is not an image; it must not make the
+            // whole listing, or retention, fail.
+            Err(e) if e.code == Code::ManifestUnknown => {
+                tracing::warn!(repository = repo, tag, %digest, "tag names a missing manifest, left out");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Some(ImageRow {
             repository: repo.to_string(),
             tag: tag.to_string(),
@@ -336,5 +346,23 @@ mod tests {
         for bad in ["a/b", "A:v1", "a:", "a@sha256:zz", ":v1"] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A tag whose manifest is gone is left out of the listing; it used to
+    /// fail `images ls` and retention for the whole store.
+    #[tokio::test]
+    async fn a_tag_naming_a_missing_manifest_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = crate::registry::testing::registry(dir.path());
+        let gone = crate::registry::digest::Digest::of(
+            crate::registry::digest::Algorithm::Sha256,
+            b"never stored",
+        );
+        let value = layout::tag_object(&gone, crate::registry::manifest::OCI_MANIFEST, 1);
+        reg.storage
+            .put_bytes(&layout::tag("r", "broken"), value)
+            .await
+            .unwrap();
+        assert!(reg.images().await.unwrap().is_empty());
     }
 }

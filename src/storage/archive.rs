@@ -49,6 +49,8 @@ pub struct RestoreReport {
     pub blobs_skipped: u64,
     pub others_written: u64,
     pub bytes_written: u64,
+    /// Links and tags naming what neither the archive nor the store holds.
+    pub links_left_out: u64,
 }
 
 /// What a backup will hold: the small objects' values (read first) and the
@@ -220,11 +222,19 @@ pub fn restore(
 ) -> io::Result<RestoreReport> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(input));
     let mut report = RestoreReport::default();
-    let mut header_seen = false;
+    let mut header: Option<Header> = None;
+    // Links, tags and auth objects wait until the whole archive has been
+    // read and its checksum and counts hold: a corrupt archive must not
+    // leave garbled tags (blobs are safe: each is checked against its digest).
+    let mut others: Vec<(String, Bytes)> = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let key = entry.path()?.to_string_lossy().to_string();
+        let key = match entry.path()?.to_str() {
+            Some(k) => k.to_string(),
+            None => return Err(io::Error::other("an entry's name is not UTF-8")),
+        };
         let size = entry.header().size()?;
+        let header_seen = header.is_some();
         if !header_seen {
             if key != HEADER {
                 return Err(io::Error::other(
@@ -241,10 +251,20 @@ pub fn restore(
                     h.format
                 )));
             }
-            header_seen = true;
+            header = Some(h);
             continue;
         }
         super::check_key(&key).map_err(|e| io::Error::other(e.to_string()))?;
+        if !entry.header().entry_type().is_file() {
+            return Err(io::Error::other(format!(
+                "{key}: not a plain file in the archive (a backup holds only files)"
+            )));
+        }
+        if !layout::is_copied(&key) {
+            return Err(io::Error::other(format!(
+                "{key}: a backup never holds this key (only blobs, repositories/ and auth/)"
+            )));
+        }
         if let Some(digest) = layout::parse_blob(&key) {
             if dry_run {
                 let mut h = digest.algorithm().hasher();
@@ -317,25 +337,46 @@ pub fn restore(
             if size > SMALL_MAX {
                 return Err(io::Error::other(format!("{key}: {size} bytes, too big")));
             }
-            if dry_run {
-                io::copy(&mut entry, &mut io::sink())?;
-                report.others_written += 1;
-                report.bytes_written += size;
-                progress(size);
-                continue;
-            }
             let mut raw = Vec::with_capacity(size as usize);
             (&mut entry).take(SMALL_MAX).read_to_end(&mut raw)?;
-            let n = rt
-                .block_on(dst.put_bytes(&key, raw.into()))
-                .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
-            report.others_written += 1;
-            report.bytes_written += n;
-            progress(n);
+            others.push((key, raw.into()));
         }
     }
-    if !header_seen {
+    let Some(header) = header else {
         return Err(io::Error::other("empty archive"));
+    };
+    // tar stops at its end marker; gzip's checksum is in the trailer after.
+    io::copy(&mut archive.into_inner(), &mut io::sink())
+        .map_err(|e| io::Error::other(format!("the archive is damaged: {e}")))?;
+    let blobs = report.blobs_written + report.blobs_skipped;
+    if (blobs, others.len() as u64) != (header.blobs, header.others) {
+        return Err(io::Error::other(format!(
+            "the archive is incomplete: {blobs} blobs and {} other objects, its header says {} and {}",
+            others.len(),
+            header.blobs,
+            header.others
+        )));
+    }
+    for (key, value) in others {
+        let n = value.len() as u64;
+        if !dry_run {
+            // Never a link to what the store lacks (an archive edited by
+            // hand, or restored over a store that lost it since).
+            if let Some(needed) = layout::depends_on(&key, &value)
+                && rt
+                    .block_on(dst.stat(&needed))
+                    .map_err(io::Error::other)?
+                    .is_none()
+            {
+                report.links_left_out += 1;
+                continue;
+            }
+            rt.block_on(dst.put_bytes(&key, value))
+                .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
+        }
+        report.others_written += 1;
+        report.bytes_written += n;
+        progress(n);
     }
     Ok(report)
 }
@@ -415,5 +456,85 @@ mod tests {
         ] {
             assert!(!keys.contains(&k.as_str()), "{k} in {keys:?}");
         }
+    }
+
+    fn tar_gz(header: (u64, u64), entries: &[(&str, &[u8], tar::EntryType)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let h = Header {
+            format: FORMAT,
+            created: 0,
+            blobs: header.0,
+            others: header.1,
+            bytes: 0,
+        };
+        let h = serde_json::to_vec(&h).unwrap();
+        append(&mut tar, HEADER, h.len() as u64, &h[..]).unwrap();
+        for (path, data, kind) in entries {
+            let mut th = tar::Header::new_gnu();
+            th.set_size(data.len() as u64);
+            th.set_mode(0o600);
+            th.set_entry_type(*kind);
+            tar.append_data(&mut th, path, *data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    async fn restore_into(dst: &Arc<dyn Storage>, archive: Vec<u8>) -> io::Result<RestoreReport> {
+        let (dst, rt, none): (_, Handle, Progress) =
+            (dst.clone(), Handle::current(), Arc::new(|_| {}));
+        tokio::task::spawn_blocking(move || restore(dst, &archive[..], rt, none, false))
+            .await
+            .unwrap()
+    }
+
+    /// What no backup holds is refused, and a damaged or cut archive writes
+    /// none of its links, tags or tokens: before, a planted trash entry was
+    /// served as the blob it names without being read, and a corrupt
+    /// archive restored garbled tags with exit 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hostile_or_damaged_archive_writes_nothing_unchecked() {
+        let b = tempfile::tempdir().unwrap();
+        let dst: Arc<dyn Storage> = Arc::new(FsStorage::open(b.path(), false).unwrap());
+        let d = Digest::of(Algorithm::Sha256, b"the real bytes");
+        let trash = layout::trash(&d);
+        let upload = "uploads/0123456789abcdef0123456789abcdef/session";
+        let file = tar::EntryType::Regular;
+        for (key, why) in [(trash.as_str(), "never holds"), (upload, "never holds")] {
+            let archive = tar_gz((0, 1), &[(key, b"other bytes", file)]);
+            let e = restore_into(&dst, archive).await.unwrap_err().to_string();
+            assert!(e.contains(why), "{key}: {e}");
+            assert!(dst.stat(key).await.unwrap().is_none(), "{key} written");
+        }
+        let tag = layout::tag("r", "v1");
+        let archive = tar_gz((0, 1), &[(tag.as_str(), b"x", tar::EntryType::Symlink)]);
+        let e = restore_into(&dst, archive).await.unwrap_err().to_string();
+        assert!(e.contains("not a plain file"), "{e}");
+
+        // A tag and a revision, the revision's blob missing: the counts say
+        // 3 other objects, two are there.
+        let rev = layout::revision("r", &d);
+        let value = format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n1\n");
+        let entries = [
+            (rev.as_str(), &b"x"[..], file),
+            (tag.as_str(), value.as_bytes(), file),
+        ];
+        let e = restore_into(&dst, tar_gz((0, 3), &entries))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incomplete"), "{e}");
+        assert!(dst.stat(&tag).await.unwrap().is_none());
+        // The gzip checksum is checked: flip a bit of the trailer's CRC.
+        let mut damaged = tar_gz((0, 2), &entries);
+        let at = damaged.len() - 8;
+        damaged[at] ^= 1;
+        let e = restore_into(&dst, damaged).await.unwrap_err().to_string();
+        assert!(e.contains("damaged"), "{e}");
+        assert!(dst.stat(&rev).await.unwrap().is_none());
+        // Whole, it restores; links to what nothing holds are left out.
+        let report = restore_into(&dst, tar_gz((0, 2), &entries)).await.unwrap();
+        assert_eq!(report.links_left_out, 2, "{report:?}");
+        assert!(dst.stat(&tag).await.unwrap().is_none());
     }
 }

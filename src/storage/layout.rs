@@ -119,6 +119,17 @@ use crate::registry::digest::Digest;
 pub const MAX_SMALL_OBJECT: u64 = crate::registry::manifest::MAX_MANIFEST_SIZE + 64 * 1024;
 
 pub const REPOSITORIES: &str = "repositories";
+pub const AUTH: &str = "auth";
+
+/// Whether `key` is one that backups and migrations copy: a blob, or an
+/// object under `repositories/` or `auth/`. Never `uploads/` or `gc/` (a
+/// planted trash entry would be moved back as the blob it names, unread),
+/// nor anything else under the store's root (another registry sharing the
+/// bucket under a longer prefix, a file someone left there).
+pub fn is_copied(key: &str) -> bool {
+    let under = |top: &str| key.strip_prefix(top).is_some_and(|r| r.starts_with('/'));
+    parse_blob(key).is_some() || under(REPOSITORIES) || under(AUTH)
+}
 pub const UPLOADS: &str = "uploads";
 
 pub fn blob(d: &Digest) -> String {

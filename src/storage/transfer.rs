@@ -53,6 +53,7 @@ pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
     let mut items = plan_small(src).await?;
     let mut blobs = Vec::new();
     walk(src, layout::BLOBS, &mut blobs).await?;
+    blobs.retain(|k| layout::is_copied(k));
     for key in blobs {
         if let Some(item) = stat_item(src, key).await? {
             items.push(item);
@@ -102,15 +103,14 @@ pub async fn plan_small(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
     Ok(items)
 }
 
+/// The keys under `repositories/` and `auth/`: nothing else at the store's
+/// root is the registry's (see `layout::is_copied`).
 async fn keys_but_blobs(src: &dyn Storage) -> Result<Vec<String>, StorageError> {
     let mut keys = Vec::new();
-    for top in src.list("").await? {
-        match top {
-            Entry::Prefix(p) if p == layout::UPLOADS || p == "gc" || p == layout::BLOBS => {}
-            Entry::Prefix(p) => walk(src, &p, &mut keys).await?,
-            Entry::Object(o) => keys.push(o),
-        }
+    for top in [layout::REPOSITORIES, layout::AUTH] {
+        walk(src, top, &mut keys).await?;
     }
+    keys.retain(|k| layout::is_copied(k));
     Ok(keys)
 }
 
@@ -308,6 +308,42 @@ mod tests {
         );
         assert!(value("old").starts_with(format!("{d}\napplication/").as_bytes()));
         assert_eq!(value("new"), recorded);
+    }
+
+    /// Only the registry's own keys are copied: not another registry under a
+    /// longer prefix of the same bucket (`prod` and `prod/staging`), nor a
+    /// file left at the root, nor a stray file among the blobs. Each such
+    /// copy used to nest again at every rerun of a migration into a
+    /// subdirectory of its source.
+    #[tokio::test]
+    async fn only_the_registrys_keys_are_planned() {
+        let a = tempfile::tempdir().unwrap();
+        let src = FsStorage::open(a.path(), false).unwrap();
+        let d = Digest::of(Algorithm::Sha256, b"{}");
+        let mine = [
+            layout::blob(&d),
+            layout::revision("r", &d),
+            "auth/jwt-key".to_string(),
+        ];
+        let stray = [
+            format!("staging/{}", layout::blob(&d)),
+            "staging/repositories/r/_manifests/revisions/x".to_string(),
+            "config.toml".to_string(),
+            "blobs/sha256/zz/notes.txt".to_string(),
+        ];
+        for k in mine.iter().chain(&stray) {
+            src.put_bytes(k, Bytes::from_static(b"{}")).await.unwrap();
+        }
+        let planned: Vec<String> = plan(&src)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        for k in &mine {
+            assert!(planned.contains(k), "{k} missing from {planned:?}");
+        }
+        assert_eq!(planned.len(), mine.len(), "{planned:?}");
     }
 
     /// A migration of a store that takes deletes meanwhile: what went is not
