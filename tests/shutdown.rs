@@ -7,34 +7,42 @@ use std::time::Duration;
 use common::*;
 use futures_util::StreamExt;
 
+/// Starts an upload in `repo` and a PATCH streaming `chunks` into it.
+fn slow_patch(
+    c: &Client,
+    repo: &str,
+    chunks: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
+    + Send
+    + Sync
+    + 'static,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let (c, repo) = (c.clone(), repo.to_string());
+    tokio::spawn(async move {
+        let r = c
+            .http
+            .post(c.u(&format!("/v2/{repo}/blobs/uploads/")))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 202);
+        let loc = c.loc(r.headers()["location"].to_str().unwrap_or_default());
+        c.http
+            .patch(loc)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_upload_finish() {
     let mut s = Server::start();
     let c = s.client();
-    let r = c
-        .http
-        .post(c.u("/v2/slow/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let loc = c.loc(r.headers()["location"].to_str().unwrap());
-
     // 20 chunks, 100 ms apart: the upload is in flight for about 2 s.
     let chunks = futures_util::stream::iter(0..20).then(|_| async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 4096]))
     });
-    let patch = tokio::spawn({
-        let c = c.clone();
-        async move {
-            c.http
-                .patch(loc)
-                .body(reqwest::Body::wrap_stream(chunks))
-                .send()
-                .await
-        }
-    });
+    let patch = slow_patch(&c, "slow", chunks);
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let status = tokio::task::spawn_blocking(move || {
@@ -64,13 +72,6 @@ async fn sigterm_lets_an_in_flight_upload_finish() {
 async fn a_second_signal_stops_waiting() {
     let mut s = Server::start();
     let c = s.client();
-    let r = c
-        .http
-        .post(c.u("/v2/stuck/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    let loc = c.loc(r.headers()["location"].to_str().unwrap());
     // A PATCH that sends a little, then nothing for a long while.
     let chunks = futures_util::stream::iter(0..2).then(|i| async move {
         if i == 1 {
@@ -78,16 +79,7 @@ async fn a_second_signal_stops_waiting() {
         }
         Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; 4096]))
     });
-    let _patch = tokio::spawn({
-        let c = c.clone();
-        async move {
-            c.http
-                .patch(loc)
-                .body(reqwest::Body::wrap_stream(chunks))
-                .send()
-                .await
-        }
-    });
+    let _patch = slow_patch(&c, "stuck", chunks);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let st = tokio::task::spawn_blocking(move || {
         assert!(
