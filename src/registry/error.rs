@@ -136,6 +136,14 @@ impl From<StorageError> for RegistryError {
                 "the registry's storage is full; nothing was stored",
             );
         }
+        if e.is_read_only() {
+            // Named, so that an operator backing up a read-only snapshot
+            // (a backup holds gc off with a small write) sees why.
+            return RegistryError::new(
+                Code::Internal,
+                "the registry's storage is read-only; nothing was stored",
+            );
+        }
         RegistryError::new(Code::Internal, "storage error")
     }
 }
@@ -143,6 +151,13 @@ impl From<StorageError> for RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_only_store_is_named() {
+        let e = StorageError::Io(std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem));
+        let e = RegistryError::from(e);
+        assert!(e.message.contains("read-only"), "{}", e.message);
+    }
 
     #[test]
     fn long_messages_are_cut_at_a_char_boundary() {

@@ -70,6 +70,11 @@ impl StorageError {
         matches!(self, StorageError::Io(e)
             if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
     }
+
+    /// The store is mounted read-only (a snapshot, a read-only volume).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, StorageError::Io(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
