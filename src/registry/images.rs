@@ -176,7 +176,7 @@ impl Registry {
             Err(crate::storage::StorageError::NotFound(_)) => return Ok(None), // deleted meanwhile
             Err(e) => return Err(e.into()),
         };
-        let Some((digest, media_type)) = super::manifests::parse_tag_object(&raw) else {
+        let Some((digest, media_type)) = layout::tag_target(&raw) else {
             return Ok(None);
         };
         let pushed = match layout::tag_pushed(&raw) {

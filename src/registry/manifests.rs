@@ -50,15 +50,6 @@ fn manifest_unknown(what: impl std::fmt::Display) -> RegistryError {
     RegistryError::new(Code::ManifestUnknown, format!("manifest {what} is unknown"))
 }
 
-/// A tag object holds "<digest>\n<media type>\n".
-pub(super) fn parse_tag_object(raw: &[u8]) -> Option<(Digest, String)> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let mut lines = text.lines();
-    let digest = lines.next()?.parse().ok()?;
-    let media_type = lines.next().unwrap_or(manifest::OCI_MANIFEST).to_string();
-    Some((digest, media_type))
-}
-
 impl Registry {
     /// Stores a manifest pushed to `name` under `reference`, plus any extra
     /// `tags` (the `?tag=` form). Every blob and child manifest it references
@@ -233,7 +224,7 @@ impl Registry {
     pub async fn manifest_resolve(&self, name: &str, reference: &Ref) -> Result<(Digest, String)> {
         match reference {
             Ref::Tag(t) => match self.storage.read_small(&layout::tag(name, t), 4096).await {
-                Ok(raw) => parse_tag_object(&raw).ok_or_else(|| manifest_unknown(t)),
+                Ok(raw) => layout::tag_target(&raw).ok_or_else(|| manifest_unknown(t)),
                 Err(StorageError::NotFound(_)) => Err(manifest_unknown(t)),
                 Err(e) => Err(e.into()),
             },
@@ -351,7 +342,7 @@ impl Registry {
             let Entry::Object(t) = entry else { continue };
             match self.storage.read_small(&layout::tag(name, &t), 4096).await {
                 Ok(raw) => {
-                    if let Some((d, _)) = parse_tag_object(&raw) {
+                    if let Some((d, _)) = layout::tag_target(&raw) {
                         out.push((t, d));
                     }
                 }

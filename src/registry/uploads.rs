@@ -712,17 +712,21 @@ mod tests {
         let reg = registry(dir.path());
         let id = reg.upload_start("a/b").await.unwrap();
         let data = vec![7u8; 1000];
-        let digest = Digest::of(Algorithm::Sha256, &data);
         let s = reg.storage();
-        s.put_bytes(&layout::upload_part(&id, 0), data.clone().into())
-            .await
-            .unwrap();
-        s.put_bytes(
-            &layout::upload_part_hash(&id, 0),
-            digest.hex().to_string().into(),
-        )
-        .await
-        .unwrap();
+        // A chunk at offset 0 as sessions before claims wrote it.
+        let old_chunk = |id: String, data: Vec<u8>| {
+            let s = s.clone();
+            async move {
+                let hex = Digest::of(Algorithm::Sha256, &data).hex().to_string();
+                s.put_bytes(&layout::upload_part(&id, 0), data.into())
+                    .await
+                    .unwrap();
+                s.put_bytes(&layout::upload_part_hash(&id, 0), hex.into())
+                    .await
+                    .unwrap();
+            }
+        };
+        old_chunk(id.clone(), data.clone()).await;
         assert_eq!(reg.upload_status("a/b", &id).await.unwrap(), 1000);
         let tail = crate::storage::once(bytes::Bytes::from_static(b"tail"));
         assert_eq!(
@@ -741,15 +745,7 @@ mod tests {
         let id = reg.upload_start("a/b").await.unwrap();
         let small = b"small".to_vec();
         let d = Digest::of(Algorithm::Sha256, &small);
-        s.put_bytes(&layout::upload_part(&id, 0), small.clone().into())
-            .await
-            .unwrap();
-        s.put_bytes(
-            &layout::upload_part_hash(&id, 0),
-            d.hex().to_string().into(),
-        )
-        .await
-        .unwrap();
+        old_chunk(id.clone(), small).await;
         assert_eq!(reg.upload_finish("a/b", &id, &d).await.unwrap(), 5);
     }
 

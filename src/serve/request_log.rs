@@ -60,7 +60,7 @@ where
     B: Body + Unpin,
     RB: Body + Unpin,
 {
-    type Response = Response<Logged<RB>>;
+    type Response = Response<Counted<RB>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -90,15 +90,19 @@ where
             peer: self.peer,
             start,
         };
-        let req = req.map(|inner| Counted { inner, received });
+        let req = req.map(|inner| Counted {
+            inner,
+            count: received,
+            line: None,
+        });
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
             line.status = resp.status().as_u16();
             resp.headers_mut().insert(REQUEST_ID, id);
-            Ok(resp.map(|inner| Logged {
+            Ok(resp.map(|inner| Counted {
                 inner,
-                sent: 0,
+                count: Arc::default(),
                 line: Some(line),
             }))
         })
@@ -133,18 +137,14 @@ impl Line {
     }
 }
 
-/// The bytes of data in a polled frame (0 for anything else).
-fn data_len<D: bytes::Buf, E>(polled: &Poll<Option<Result<Frame<D>, E>>>) -> u64 {
-    match polled {
-        Poll::Ready(Some(Ok(frame))) => frame.data_ref().map_or(0, |d| d.remaining() as u64),
-        _ => 0,
-    }
-}
-
-/// A request body that counts what it delivers.
-pub struct Counted<B> {
+/// A body that counts the bytes it delivers: a request's, read by the
+/// handlers (its count ends up in the line), or an answer's, which carries
+/// the request's line and writes it once the body has been sent whole, or
+/// dropped half way (the connection went), or never sent (an answer to HEAD).
+pub struct Counted<B: Body> {
     inner: B,
-    received: Arc<AtomicU64>,
+    count: Arc<AtomicU64>,
+    line: Option<Line>,
 }
 
 impl<B: Body + Unpin> Body for Counted<B> {
@@ -156,43 +156,17 @@ impl<B: Body + Unpin> Body for Counted<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        self.received
-            .fetch_add(data_len(&polled), Ordering::Relaxed);
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// An answer's body that writes the request's log line once it has been
-/// sent whole, or dropped half way (the connection went), or never sent
-/// (an answer to HEAD).
-pub struct Logged<B: Body> {
-    inner: B,
-    sent: u64,
-    line: Option<Line>,
-}
-
-impl<B: Body + Unpin> Body for Logged<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        self.sent += data_len(&polled);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            use bytes::Buf;
+            self.count
+                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
         if let Poll::Ready(None) = polled
             && let Some(line) = self.line.take()
         {
-            line.write(self.sent, true);
+            line.write(self.count.load(Ordering::Relaxed), true);
         }
         polled
     }
@@ -206,13 +180,13 @@ impl<B: Body + Unpin> Body for Logged<B> {
     }
 }
 
-impl<B: Body> Drop for Logged<B> {
+impl<B: Body> Drop for Counted<B> {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
             // hyper stops polling a body that says it has ended, and never
             // polls one answering HEAD: neither lost anything.
             let complete = line.method == Method::HEAD || self.inner.is_end_stream();
-            line.write(self.sent, complete);
+            line.write(self.count.load(Ordering::Relaxed), complete);
         }
     }
 }

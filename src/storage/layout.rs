@@ -187,6 +187,17 @@ pub fn tag_object(d: &Digest, media_type: &str, pushed: u64) -> bytes::Bytes {
     format!("{d}\n{media_type}\n{pushed}\n").into()
 }
 
+/// The manifest a tag's content names, and its media type (a tag written
+/// without one is an OCI manifest).
+pub fn tag_target(value: &[u8]) -> Option<(Digest, String)> {
+    let mut lines = std::str::from_utf8(value).ok()?.lines();
+    let digest = lines.next()?.trim().parse().ok()?;
+    let media_type = lines
+        .next()
+        .unwrap_or(crate::registry::manifest::OCI_MANIFEST);
+    Some((digest, media_type.to_string()))
+}
+
 /// When the tag whose content is `value` was pushed, if it records it.
 pub fn tag_pushed(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value)
@@ -204,18 +215,13 @@ pub fn tag_with_pushed(value: bytes::Bytes, modified: std::time::SystemTime) -> 
     if tag_pushed(&value).is_some() {
         return value;
     }
-    let Ok(text) = std::str::from_utf8(&value) else {
-        return value;
-    };
-    let mut lines = text.lines();
-    let (Some(digest), media_type) = (lines.next(), lines.next()) else {
+    let Some((digest, media_type)) = tag_target(&value) else {
         return value;
     };
     let secs = modified
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let media_type = media_type.unwrap_or(crate::registry::manifest::OCI_MANIFEST);
-    format!("{digest}\n{media_type}\n{secs}\n").into()
+    tag_object(&digest, &media_type, secs)
 }
 
 /// What a link needs present before it (the write order above): a tag, the
@@ -224,8 +230,7 @@ pub fn tag_with_pushed(value: bytes::Bytes, modified: std::time::SystemTime) -> 
 pub fn depends_on(key: &str, value: &[u8]) -> Option<String> {
     let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
     if let Some((name, _)) = rest.split_once("/_manifests/tags/") {
-        let first = std::str::from_utf8(value).ok()?.lines().next()?;
-        return Some(revision(name, &first.trim().parse().ok()?));
+        return Some(revision(name, &tag_target(value)?.0));
     }
     let (_, alg_hex) = rest
         .split_once("/_manifests/revisions/")
