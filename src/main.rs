@@ -8,6 +8,7 @@ mod logging;
 mod registry;
 mod schedule;
 mod serve;
+mod stop;
 mod storage;
 mod ui;
 

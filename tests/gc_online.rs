@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, push_like_a_client, verify_pull};
+use common::{Server, push_like_a_client, verify_pull, write_orphans};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_survive_a_gc_loop_with_zero_grace() {
@@ -192,17 +192,44 @@ async fn shutdown_waits_for_a_running_gc() {
     assert_eq!(walk_files(&server.data.join("blobs")), 0);
 }
 
-/// Orphan blobs written straight into the layout: enough that a gc of them
-/// runs for a while (seconds in a debug build).
-fn write_orphans(data: &std::path::Path, n: usize) {
-    for i in 0..n {
-        let bytes = format!("orphan {i}");
-        let hex = common::sha256(bytes.as_bytes());
-        let hex = hex.trim_start_matches("sha256:");
-        let dir = data.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("data"), bytes).unwrap();
+/// A gc still running when the shutdown timeout runs out lets its lock go
+/// before the process ends: left behind, it would make every gc, on every
+/// instance, wait a minute for it to go stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gc_cut_off_at_shutdown_lets_its_lock_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, &[("NORA_SHUTDOWN_TIMEOUT", "100ms")]);
+    let orphans = 6000;
+    write_orphans(&data, orphans);
+    start_gc_and_hang_up(&server.client()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !data.join("gc/lock").exists() {
+        assert!(Instant::now() < deadline, "the gc never took its lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let log = server.log_text();
+    assert!(
+        log.contains("job failed"),
+        "the gc was over too soon: {log}"
+    );
+    assert!(!data.join("gc/lock").exists(), "{log}");
+
+    // The next gc starts at once and finishes the work.
+    let server = Server::start_on(&data, &[]);
+    let r = server
+        .client()
+        .http
+        .post(server.client().u("/api/v1/gc"))
+        .json(&serde_json::json!({"grace_seconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(walk_files(&data.join("gc/trash")), 0);
+    assert_eq!(walk_files(&data.join("blobs")), 0);
 }
 
 /// `POST /api/v1/gc` (grace 0), then the connection closed before the answer.

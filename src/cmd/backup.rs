@@ -10,7 +10,7 @@ use clap::Args;
 use crate::registry::Registry;
 use crate::storage::{self, archive};
 use crate::ui::format::size;
-use crate::ui::{CmdResult, Failure, Ui, block_on};
+use crate::ui::{CmdResult, Failure, Ui, block_on_holding};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -49,7 +49,7 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
     let started = Instant::now();
     let bar = ui.transfer_bar("backing up");
     let progress = crate::ui::progress_of(&bar);
-    let result = block_on(async {
+    let result = block_on_holding(async {
         let s = super::migrate::open_checked(&cfg, false).await?;
         let reg = Registry::new(s.clone(), cfg.upload_ttl);
         let (file, partial2) = (args.file.clone(), partial.clone());

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{GcReport, GcRequest};
 use crate::ui::format::size;
-use crate::ui::{CmdResult, Ui, block_on};
+use crate::ui::{CmdResult, Ui, block_on_holding};
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -55,7 +55,7 @@ pub fn run(args: GcArgs, ui: Ui) -> CmdResult {
             bar.set_position(done);
         }
     };
-    let report = block_on(async {
+    let report = block_on_holding(async {
         let r = client.gc(&req, &progress).await?;
         Ok(r)
     });

@@ -17,9 +17,11 @@ pub fn run(_args: ServeArgs, config: Config) -> Result<(), String> {
         .max_blocking_threads(32)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime
-        .block_on(crate::serve::run(config))
-        .map_err(|e| e.to_string())
+    let result = runtime.block_on(crate::serve::run(config));
+    // A file operation stuck in the kernel (a hung disk or mount) must not
+    // keep the process from exiting: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result.map_err(|e| e.to_string())
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core),

@@ -115,9 +115,19 @@ impl Registry {
     }
 
     /// Runs `work` with `key` kept fresh by a heartbeat, then deletes `key`.
+    /// A stop request (`crate::stop`) drops `work` where it waits: every
+    /// step of a gc or a backup is safe to cut off, and the next gc sorts
+    /// out what it left in the trash; its lock is not left behind.
     async fn holding<T>(&self, key: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let _counted = crate::stop::Holding::new();
         let (stop, heartbeat) = self.heartbeat(key);
-        let result = work.await;
+        let result = tokio::select! {
+            r = work => r,
+            _ = crate::stop::requested() => Err(RegistryError::new(
+                Code::Busy,
+                "interrupted before the end (what it did is whole; run it again to finish)",
+            )),
+        };
         // Stop the heartbeat between writes, so none lands after the delete.
         let _ = stop.send(());
         let _ = heartbeat.await;

@@ -171,9 +171,18 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // left half written either way).
     let again = shutdown_signal();
     tokio::select! {
-        _ = drained => {}
+        _ = drained => return Ok(()),
         _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout reached, closing remaining connections and jobs"),
         _ = again => tracing::warn!("second signal: closing remaining connections and jobs now"),
+    }
+    // A gc cut off by the exit would leave its lock for a minute, and every
+    // gc on every instance would wait for it: it lets go first.
+    crate::stop::request();
+    if tokio::time::timeout(Duration::from_secs(5), jobs.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("a job did not stop within 5 s; its lock expires within 60 s");
     }
     Ok(())
 }

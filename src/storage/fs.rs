@@ -236,9 +236,7 @@ impl Storage for FsStorage {
         let path = self.path(key)?;
         let k = key.to_string();
         let (file, size) = tokio::task::spawn_blocking(move || -> Result<(std::fs::File, u64)> {
-            let file = std::fs::File::open(&path).map_err(|e| not_found(&k, e))?;
-            let size = file.metadata()?.len();
-            Ok((file, size))
+            open_object(&path, &k)
         })
         .await
         .map_err(io::Error::other)??;
@@ -381,9 +379,7 @@ impl Storage for FsStorage {
         // of a few KB, served from the page cache in microseconds, and the
         // hand-off to a blocking thread costs more than the read (measured:
         // 51k vs 33k manifest GET/s). Blobs never come through here.
-        let path = self.path(key)?;
-        let mut file = std::fs::File::open(&path).map_err(|e| not_found(key, e))?;
-        let size = file.metadata()?.len();
+        let (mut file, size) = open_object(&self.path(key)?, key)?;
         if size > limit {
             return Err(StorageError::Io(io::Error::new(
                 ErrorKind::InvalidData,
@@ -394,6 +390,27 @@ impl Storage for FsStorage {
         file.read_to_end(&mut buf)?;
         Ok(Bytes::from(buf))
     }
+}
+
+/// Opens an object to read, with its size. Opened without blocking, so that
+/// a pipe or device where an object belongs (nora never writes one) cannot
+/// stall a thread for good; it is refused. On a regular file the flag
+/// changes nothing.
+fn open_object(path: &Path, key: &str) -> Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| not_found(key, e))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(StorageError::Io(io::Error::new(
+            ErrorKind::InvalidData,
+            format!("{key} is not a regular file"),
+        )));
+    }
+    Ok((file, meta.len()))
 }
 
 /// Streams `len` bytes of `file` from `start`, each chunk read by one blocking
@@ -603,6 +620,26 @@ mod tests {
             }
             assert!(got == data[1000..data.len() - 1000], "evict={evict:?}");
         }
+    }
+
+    /// A pipe where an object belongs is refused, not waited on for good
+    /// (it would hold a worker thread: manifests are read inline).
+    #[tokio::test]
+    async fn a_pipe_in_place_of_an_object_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path(), false).unwrap();
+        s.put_bytes("a/pipe", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let path = dir.path().join("a/pipe");
+        std::fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_small("a/pipe", 10));
+        let err = read.await.expect("no wait").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let get = tokio::time::timeout(Duration::from_secs(5), s.get("a/pipe", None));
+        assert!(get.await.expect("no wait").is_err());
     }
 
     #[test]

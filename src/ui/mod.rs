@@ -264,9 +264,24 @@ fn init_logging(verbose: u8) {
 pub fn block_on<T, F: std::future::Future<Output = Result<T, Failure>>>(
     f: F,
 ) -> Result<T, Failure> {
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?
-        .block_on(f)
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?;
+    let result = rt.block_on(f);
+    // Work the body dropped (a backup's writer, after a stop) is not
+    // waited for: the command is over.
+    rt.shutdown_background();
+    result
+}
+
+/// `block_on` for a command that holds a lock in storage (a gc or backup on
+/// storage directly): Ctrl-C or SIGTERM lets the lock go before the end.
+pub fn block_on_holding<T, F: std::future::Future<Output = Result<T, Failure>>>(
+    f: F,
+) -> Result<T, Failure> {
+    block_on(async {
+        crate::stop::stop_on_signals();
+        f.await
+    })
 }

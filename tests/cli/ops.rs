@@ -263,6 +263,49 @@ fn gc_over_url_and_storage() {
     );
 }
 
+/// Ctrl-C during a gc or a backup on storage lets go of the gc lock (or the
+/// backup's hold) before the process ends: left behind, it would make every
+/// gc, on every instance, wait a minute. The backup's partial file goes too.
+#[test]
+fn ctrl_c_lets_go_of_the_gc_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::write_orphans(&data, 6000);
+    let data_arg = data.to_str().unwrap();
+    let file = dir.path().join("b.tar.gz");
+    let cases: [(Vec<&str>, &str); 2] = [
+        (vec!["gc", "--yes", "--grace", "0s"], "gc/lock"),
+        (vec!["backup", "--file", file.to_str().unwrap()], "gc/holds"),
+    ];
+    for (args, lock) in cases {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
+            .args(&args)
+            .args(["--data-dir", data_arg])
+            .env_remove("NORA_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let held = || {
+            let p = data.join(lock);
+            p.is_file() || std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_some())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !held() {
+            assert!(std::time::Instant::now() < deadline, "{args:?}: no {lock}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} ended too soon? {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        assert!(!held(), "{args:?}: {lock} left behind");
+    }
+    assert!(!file.exists());
+    assert!(!dir.path().join("b.tar.gz.partial").exists());
+}
+
 fn blob_exists(server: &Server, digest: &str) -> bool {
     let c = server.client();
     rt().block_on(async {

@@ -130,6 +130,19 @@ impl Drop for Server {
     }
 }
 
+/// Orphan blobs written straight into the layout: enough that a gc of them
+/// runs for a while (seconds in a debug build).
+pub fn write_orphans(data: &Path, n: usize) {
+    for i in 0..n {
+        let bytes = format!("orphan {i}");
+        let hex = sha256(bytes.as_bytes());
+        let hex = hex.trim_start_matches("sha256:");
+        let dir = data.join(format!("blobs/sha256/{}/{hex}", &hex[..2]));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), bytes).unwrap();
+    }
+}
+
 /// An upload session's location with `digest=` added, the URL that closes it.
 pub fn closing_url(location: &str, digest: &str) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
