@@ -157,7 +157,7 @@ fn exit(result: ui::CmdResult) -> ExitCode {
             // One line, whatever a server or a library put in the message:
             // scripts grep it and humans read it at a glance.
             let line = f.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("nora: {line}");
+            eprintln!("nora: {}", ui::format::printable(&line));
             ExitCode::from(f.exit_code())
         }
     }

@@ -100,7 +100,7 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
         }));
     }
     if !ui.global.quiet {
-        println!(
+        crate::outln!(
             "Backed up {name} to {}: {} blobs, {} other objects, {} ({:.1} s)",
             args.file.display(),
             header.blobs,

@@ -52,7 +52,14 @@ pub fn run<C: CommandFactory>(args: CompletionsArgs) -> CmdResult {
                 Failure::Failed(format!("cannot write into {}: {e}", dir.display()))
             })?;
         }
-        None => clap_complete::generate(shell, &mut cmd, "nora", &mut std::io::stdout()),
+        None => {
+            // Written whole here: clap_complete panics when stdout fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "nora", &mut script);
+            if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+                crate::ui::output_failed(e);
+            }
+        }
     }
     Ok(())
 }

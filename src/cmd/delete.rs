@@ -73,7 +73,7 @@ fn show(ui: &Ui, list: &[Deleted], dry_run: bool) -> CmdResult {
     }
     let verb = if dry_run { "Would delete" } else { "Deleted" };
     for d in list {
-        println!("{verb} {}", describe(d));
+        crate::outln!("{verb} {}", describe(d));
     }
     Ok(())
 }

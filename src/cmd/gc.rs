@@ -78,11 +78,13 @@ fn summary(ui: &Ui, r: &GcReport) {
     } else {
         ("removed", "freed")
     };
-    println!(
+    crate::outln!(
         "Scanned {} blobs, {} manifests in {} repositories",
-        r.blobs_scanned, r.manifests, r.repositories
+        r.blobs_scanned,
+        r.manifests,
+        r.repositories
     );
-    println!(
+    crate::outln!(
         "{} {} blobs, {} {}, {} {} stale upload sessions ({} ms)",
         ui.bold(verb),
         r.blobs_removed,

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use crate::registry::refglob::RefGlob;
-use crate::ui::format::{rfc3339, short_digest, size, time};
+use crate::ui::format::{printable, rfc3339, short_digest, size, time};
 use crate::ui::table::Table;
 use crate::ui::{CmdResult, Failure, Output, Ui, block_on};
 
@@ -58,7 +58,7 @@ fn ls(pattern: Option<&str>, ui: &Ui) -> CmdResult {
     }
     if ui.global.quiet {
         for r in &rows {
-            println!("{}:{}", r.repository, r.tag);
+            crate::outln!("{}:{}", printable(&r.repository), printable(&r.tag));
         }
         return Ok(());
     }
@@ -123,7 +123,10 @@ fn inspect(reference: &str, ui: &Ui) -> CmdResult {
     if ui.json() {
         return ui.print_json(&i);
     }
-    let field = |name: &str, value: &str| println!("{:<12}{value}", ui.bold(name));
+    // Padded before it is painted: the escape codes have no width.
+    let field = |name: &str, value: &str| {
+        crate::outln!("{}{}", ui.bold(&format!("{name:<12}")), printable(value))
+    };
     field("Repository", &i.repository);
     field("Digest", &i.digest);
     field("Media type", &i.media_type);
@@ -156,10 +159,11 @@ fn inspect(reference: &str, ui: &Ui) -> CmdResult {
         if list.is_empty() {
             continue;
         }
-        println!("{}", ui.bold(&format!("{title} ({})", list.len())));
+        crate::outln!("{}", ui.bold(&format!("{title} ({})", list.len())));
         for d in list {
             let kind = d.artifact_type.as_deref().unwrap_or(&d.media_type);
-            println!("  {}  {:>10}  {kind}", d.digest, size(d.size, ui.tty));
+            let kind = printable(kind);
+            crate::outln!("  {}  {:>10}  {kind}", d.digest, size(d.size, ui.tty));
         }
     }
     Ok(())

@@ -164,7 +164,7 @@ pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
         }));
     }
     if !ui.global.quiet {
-        println!(
+        crate::outln!(
             "Logged in to {url} as {} (token {}, expires {}); stored in {}",
             ui.bold(&user),
             granted.name.unwrap_or_default(),
@@ -250,7 +250,7 @@ fn oidc(args: LoginArgs, url: &str, ui: Ui) -> CmdResult {
         }));
     }
     if !ui.global.quiet {
-        println!(
+        crate::outln!(
             "Logged in to {url} with the CI's OIDC identity (expires {}); container clients' credentials for {host} in {}",
             rfc3339(expires),
             auth_file.display()

@@ -49,7 +49,7 @@ pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
         return ui.print_json(&serde_json::json!({ "url": url, "revoked": revoked }));
     }
     if !ui.global.quiet {
-        println!(
+        crate::outln!(
             "Logged out of {url}{}",
             if revoked { " (token revoked)" } else { "" }
         );

@@ -177,7 +177,7 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
         } else {
             String::new()
         };
-        println!(
+        crate::outln!(
             "{verb} {} of {} objects ({}) from {} to {}; {} already there{gone}; {:.1} s",
             s.copied,
             s.objects,

@@ -114,7 +114,7 @@ pub fn run(args: RestoreArgs, ui: Ui) -> CmdResult {
     }
     if !ui.global.quiet {
         let verb = if args.dry_run { "Verified" } else { "Restored" };
-        println!(
+        crate::outln!(
             "{verb} {} into {name}: {} blobs ({} already there), {} other objects, {} ({:.1} s)",
             args.input.display(),
             report.blobs_written,
@@ -124,7 +124,7 @@ pub fn run(args: RestoreArgs, ui: Ui) -> CmdResult {
             started.elapsed().as_secs_f64()
         );
         if report.links_left_out > 0 {
-            println!(
+            crate::outln!(
                 "{} links or tags left out: they name manifests or blobs that neither the archive nor the store holds",
                 report.links_left_out
             );

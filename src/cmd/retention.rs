@@ -43,7 +43,7 @@ fn show(ui: &Ui, r: &RetentionReport) -> CmdResult {
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };
     for x in &r.removals {
-        println!(
+        crate::outln!(
             "{} {}:{}  {}  {}",
             verb,
             x.repository,
@@ -52,7 +52,7 @@ fn show(ui: &Ui, r: &RetentionReport) -> CmdResult {
             x.rule
         );
     }
-    println!(
+    crate::outln!(
         "{} tags scanned, {} {} tags, {} manifests",
         r.tags_scanned,
         verb,

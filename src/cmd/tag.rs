@@ -22,7 +22,7 @@ pub fn run(args: TagArgs, ui: Ui) -> CmdResult {
         return ui.print_json(&tagged);
     }
     if !ui.global.quiet {
-        println!(
+        crate::outln!(
             "Tagged {} as {} {}",
             tagged.source,
             ui.bold(&tagged.target),

@@ -60,7 +60,7 @@ pub fn run(args: TokenArgs, ui: Ui) -> CmdResult {
                 return ui.print_json(&created);
             }
             if ui.global.quiet {
-                println!("{}", created.secret);
+                crate::outln!("{}", created.secret);
                 return Ok(());
             }
             eprintln!(
@@ -68,7 +68,7 @@ pub fn run(args: TokenArgs, ui: Ui) -> CmdResult {
                 ui.bold(&created.token.name),
                 created.token.permissions.join(", ")
             );
-            println!("{}", created.secret);
+            crate::outln!("{}", created.secret);
             Ok(())
         }
         TokenCommand::Ls => {
@@ -103,7 +103,7 @@ pub fn run(args: TokenArgs, ui: Ui) -> CmdResult {
                 return ui.print_json(&gone);
             }
             if !ui.global.quiet {
-                println!("Revoked token {}", gone.name);
+                crate::outln!("Revoked token {}", gone.name);
             }
             Ok(())
         }

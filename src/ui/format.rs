@@ -54,9 +54,43 @@ pub fn short_digest(digest: &str) -> &str {
     digest.get(..end).unwrap_or(digest)
 }
 
+/// `s` as it may be printed to a terminal: control characters (escape
+/// sequences, line breaks) and bidirectional overrides written as `\u{..}`.
+/// Labels, platforms and artifact types come from whoever pushed the image;
+/// printed raw, an escape sequence could rewrite the screen or the
+/// terminal's title, and a line break could forge a row.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_drives_a_terminal() {
+        assert_eq!(printable("linux/amd64"), "linux/amd64");
+        assert_eq!(printable("amd\x1b[2J"), "amd\\u{1b}[2J");
+        assert_eq!(printable("a\nb\u{7}\u{9b}"), "a\\u{a}b\\u{7}\\u{9b}");
+        assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(printable("café ✓"), "café ✓");
+    }
 
     #[test]
     fn sizes_and_digests() {

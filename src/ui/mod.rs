@@ -2,6 +2,34 @@
 //! (`--url` or storage), how results are printed (human on a TTY, machine
 //! elsewhere), confirmation prompts and exit codes.
 
+/// `println!` for a command's output, which panics where this does not:
+/// a reader that went away (`nora images ls | head`) ends the process
+/// quietly with 141, as SIGPIPE ends Unix tools (nora ignores SIGPIPE,
+/// which a socket write to a reset connection would raise); a full disk or
+/// a closed descriptor ends it with one line and exit 1.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::ui::write_line(format_args!($($arg)*))
+    };
+}
+
+pub fn write_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        output_failed(e)
+    }
+}
+
+pub fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("nora: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
 pub mod credentials;
 pub mod format;
 pub mod hide_args;
@@ -163,7 +191,7 @@ impl Ui {
     pub fn print_json<T: serde::Serialize>(&self, value: &T) -> CmdResult {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| Failure::Failed(format!("cannot encode the answer: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}");
         Ok(())
     }
 

@@ -15,8 +15,14 @@ impl Table {
         }
     }
 
+    /// Cells are made printable here: any may come from whoever pushed.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| super::format::printable(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub fn print(&self, ui: &Ui) {
@@ -45,9 +51,9 @@ impl Table {
                 .collect::<String>()
         };
         let header = line(self.header.iter().map(|h| h.to_string()).collect());
-        println!("{}", ui.bold(header.trim_end()));
+        crate::outln!("{}", ui.bold(header.trim_end()));
         for r in &self.rows {
-            println!("{}", line(r.clone()).trim_end());
+            crate::outln!("{}", line(r.clone()).trim_end());
         }
     }
 }

@@ -222,3 +222,55 @@ fn a_token_flag_is_hidden_from_ps() {
         assert!(seen.contains("--url") && seen.contains("*****"), "{seen}");
     }
 }
+
+/// Output that cannot be written is one line and exit 1 (a full disk), or a
+/// quiet exit 141 when the reader went away (`nora ... | head`), as Unix
+/// tools end by SIGPIPE: never a panic.
+#[test]
+fn unwritable_output_is_not_a_panic() {
+    use std::os::fd::FromRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let nora = || {
+        let mut c = StdCommand::new(env!("CARGO_BIN_EXE_nora"));
+        c.env_remove("NORA_CONFIG");
+        c
+    };
+    for args in [
+        vec!["completions", "bash"],
+        vec!["images", "ls", "--data-dir", dir.path().to_str().unwrap()],
+        vec![
+            "images",
+            "ls",
+            "-o",
+            "json",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    ] {
+        let out = nora().args(&args).stdout(full()).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+        // A pipe whose reader is gone.
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        unsafe { libc::close(fds[0]) };
+        let writer = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+        let out = nora().args(&args).stdout(writer).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(stderr_of(&out), "");
+    }
+}

@@ -585,3 +585,27 @@ fn a_url_that_never_answers_times_out() {
     assert!(err.contains(&want), "{err}");
     drop(listener);
 }
+
+/// What a pusher wrote in a config (platform, labels, created) reaches a
+/// terminal only as printable text: no escape sequence or line break.
+#[test]
+fn pushed_text_cannot_drive_the_terminal() {
+    let server = Server::start();
+    let c = server.client();
+    let config = br#"{"architecture":"amd\u001b[2J","os":"linux\u001b]0;PWNED\u0007","created":"\u001b[31mred","config":{"Labels":{"x":"a\nFORGED b"}}}"#;
+    rt().block_on(async {
+        let cd = c.push_blob("evil", config).await;
+        let ld = c.push_blob("evil", b"layer").await;
+        let m = common::image_manifest(&cd, config.len(), &[(ld, 5)]);
+        let r = c.put_manifest("evil", "v1", common::OCI_MANIFEST, &m).await;
+        assert_eq!(r.status(), 201);
+    });
+    for via in both(&server) {
+        for args in [&["images", "ls"][..], &["images", "inspect", "evil:v1"]] {
+            let (out, _) = run(&with(&via, args), 0);
+            assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+            assert!(!out.lines().any(|l| l.starts_with("FORGED")), "{out}");
+            assert!(out.contains("\\u{1b}"), "{out}");
+        }
+    }
+}
