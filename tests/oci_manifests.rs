@@ -302,6 +302,79 @@ async fn put_by_digest_with_tag_parameters() {
     }
 }
 
+/// A manifest an index lists cannot be deleted while the index stays (the
+/// index could not be pulled, and gc would free the child's layers); once
+/// the index is gone it can. A child already missing its revision (a store
+/// from before) still keeps its layers through the index.
+#[tokio::test]
+async fn a_child_of_an_index_goes_after_the_index() {
+    let server = Server::start();
+    let c = server.client();
+    let layer = b"child layer".to_vec();
+    let (child, child_body) = c.push_image("m/kids", "child", &layer).await;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": child_body.len()}]
+    }))
+    .unwrap();
+    let r = c.put_manifest("m/kids", "multi", OCI_INDEX, &index).await;
+    assert_eq!(r.status(), 201);
+    let delete = |reference: String| {
+        let c = c.clone();
+        async move {
+            c.http
+                .delete(c.u(&format!("/v2/m/kids/manifests/{reference}")))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = delete(child.clone()).await;
+    assert_eq!(oci_error(r).await, (409, "DENIED".into()));
+    assert_eq!(get(&c, "m/kids", &child, OCI_MANIFEST).await.status(), 200);
+
+    // The same over the CLI's path (admin API), dry run or not.
+    for dry_run in [true, false] {
+        let r = c
+            .http
+            .post(c.u("/api/v1/delete"))
+            .json(&json!({"reference": format!("m/kids@{child}"), "dry_run": dry_run}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+    }
+
+    // A child whose revision went by hand: gc keeps its layers.
+    let hex = child.trim_start_matches("sha256:");
+    let link = server.data.join(format!(
+        "repositories/m/kids/_manifests/revisions/sha256/{hex}"
+    ));
+    std::fs::remove_file(&link).unwrap();
+    let r = c
+        .http
+        .post(c.u("/api/v1/gc"))
+        .json(&json!({"grace_seconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .http
+        .get(c.u(&format!("/v2/m/kids/blobs/{}", sha256(&layer))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the child's layer was collected");
+
+    // The index first, then the child.
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::fs::write(&link, OCI_MANIFEST).unwrap();
+    let idx = sha256(&index);
+    assert_eq!(delete(idx).await.status(), 202);
+    assert_eq!(delete(child).await.status(), 202);
+}
+
 #[tokio::test]
 async fn delete_by_tag_and_by_digest() {
     let server = Server::start();

@@ -53,7 +53,7 @@ impl From<RegistryError> for ClientError {
             | Code::BlobUploadUnknown
             | Code::ManifestUnknown
             | Code::NameUnknown => ErrorKind::NotFound,
-            Code::Busy => ErrorKind::Conflict,
+            Code::Busy | Code::InUse => ErrorKind::Conflict,
             Code::Internal => ErrorKind::Failed,
             _ => ErrorKind::Invalid,
         };
@@ -106,10 +106,21 @@ impl Client for Local {
         })
     }
 
-    async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
+    async fn delete(
+        &self,
+        reference: &str,
+        dry_run: bool,
+        expect: Option<&str>,
+    ) -> Result<Deleted> {
         let r = ImageRef::parse(reference)?;
+        let expect = expect
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| ClientError::new(ErrorKind::Invalid, format!("bad digest {d}")))
+            })
+            .transpose()?;
         self.reg
-            .delete_image(&r, dry_run)
+            .delete_image(&r, dry_run, expect.as_ref())
             .await
             .map_err(about(reference))
     }

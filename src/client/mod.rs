@@ -137,7 +137,9 @@ pub trait Client: Send + Sync {
     async fn images(&self) -> Result<Vec<ImageRow>>;
     async fn inspect(&self, reference: &str) -> Result<Inspection>;
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged>;
-    async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted>;
+    /// `expect`: delete a tag only while it names this digest.
+    async fn delete(&self, reference: &str, dry_run: bool, expect: Option<&str>)
+    -> Result<Deleted>;
     async fn gc(&self, req: &GcRequest, progress: Progress<'_>) -> Result<GcReport>;
     async fn retention(&self, dry_run: bool) -> Result<RetentionReport>;
     async fn usage(&self) -> Result<Usage>;

@@ -240,8 +240,17 @@ impl Client for Remote {
             .await
     }
 
-    async fn delete(&self, reference: &str, dry_run: bool) -> Result<Deleted> {
-        let body = serde_json::json!({ "reference": reference, "dry_run": dry_run });
+    async fn delete(
+        &self,
+        reference: &str,
+        dry_run: bool,
+        expect: Option<&str>,
+    ) -> Result<Deleted> {
+        let mut body = serde_json::json!({ "reference": reference, "dry_run": dry_run });
+        // Sent only when set: an older server refuses fields it does not know.
+        if let Some(d) = expect {
+            body["expect"] = d.into();
+        }
         self.call(Method::POST, "delete", Some(&body), Wait::Quick)
             .await
     }

@@ -4,6 +4,7 @@
 use clap::Args;
 
 use crate::client::Deleted;
+use crate::registry::images::ImageRef;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
 
 #[derive(Debug, Args)]
@@ -26,20 +27,26 @@ pub fn run(args: DeleteArgs, ui: Ui) -> CmdResult {
         // leave the first two deleted.
         let mut plan = Vec::new();
         for r in &args.references {
-            plan.push(client.delete(r, true).await?);
+            let d = client.delete(r, true, None).await?;
+            // Named twice, or gone with a manifest named before it.
+            if !plan.iter().any(|p| covers(p, &d)) {
+                plan.push(d);
+            }
         }
         if args.dry_run {
             return show(&ui, &plan, true);
         }
-        if ui.interactive() {
+        if ui.will_ask(args.yes) {
             for d in &plan {
                 eprintln!("  {}", describe(d));
             }
         }
         ui.confirm(args.yes, &format!("Delete {} reference(s)?", plan.len()))?;
         let mut done = Vec::new();
-        for r in &args.references {
-            match client.delete(r, false).await {
+        for p in &plan {
+            // A tag goes only while it names what was shown and confirmed.
+            let expect = (!p.manifest).then_some(p.digest.as_str());
+            match client.delete(&p.reference, false, expect).await {
                 Ok(d) => done.push(d),
                 Err(e) => {
                     show(&ui, &done, false)?;
@@ -49,6 +56,18 @@ pub fn run(args: DeleteArgs, ui: Ui) -> CmdResult {
         }
         show(&ui, &done, false)
     })
+}
+
+/// Whether deleting `earlier` already deletes what `later` names: the same
+/// reference, or a tag of the manifest `earlier` removes.
+fn covers(earlier: &Deleted, later: &Deleted) -> bool {
+    let repo = |d: &Deleted| {
+        ImageRef::parse(&d.reference)
+            .map(|r| r.repository)
+            .unwrap_or_default()
+    };
+    earlier.reference == later.reference
+        || (earlier.manifest && earlier.digest == later.digest && repo(earlier) == repo(later))
 }
 
 fn describe(d: &Deleted) -> String {

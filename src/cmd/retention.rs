@@ -19,12 +19,15 @@ pub struct RetentionArgs {
 pub fn run(args: RetentionArgs, ui: Ui) -> CmdResult {
     let client = ui.client()?;
     block_on(async {
-        if !args.dry_run && ui.interactive() && !args.yes {
+        if !args.dry_run && ui.will_ask(args.yes) {
             let plan = client.retention(true).await?;
             if plan.removals.is_empty() {
                 return show(&ui, &plan);
             }
-            show(&ui, &plan)?;
+            // On stderr: stdout carries the report alone (one JSON document).
+            for x in &plan.removals {
+                eprintln!("  {}:{}  {}  {}", x.repository, x.tag, x.digest, x.rule);
+            }
         }
         if !args.dry_run {
             ui.confirm(args.yes, "Remove these tags?")?;

@@ -25,6 +25,9 @@ pub enum Code {
     TooLarge,
     PaginationInvalid,
     Busy,
+    /// A manifest an index in its repository lists: deleting it would break
+    /// the index.
+    InUse,
     StorageFull,
     Internal,
 }
@@ -52,6 +55,7 @@ impl Code {
             Code::TooLarge => "SIZE_INVALID",
             Code::PaginationInvalid => "UNSUPPORTED",
             Code::Busy => "UNAVAILABLE",
+            Code::InUse => "DENIED",
             Code::StorageFull | Code::Internal => "UNKNOWN",
         }
     }
@@ -68,7 +72,7 @@ impl Code {
             Code::Denied => StatusCode::FORBIDDEN,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::Busy => StatusCode::CONFLICT,
+            Code::Busy | Code::InUse => StatusCode::CONFLICT,
             Code::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

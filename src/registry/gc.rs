@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::Registry;
 use super::digest::{Algorithm, Digest};
 use super::error::{Code, RegistryError, Result};
-use super::manifest;
+use super::manifest::{self, Reference};
 use crate::storage::{Entry, StorageError, layout, once};
 
 /// A running GC rewrites its lock (a backup its hold) this often; a lock not
@@ -291,8 +291,12 @@ impl Registry {
         let total = repos.len() as u64;
         let mut manifests = 0;
         for (i, repo) in repos.iter().enumerate() {
-            for d in self.revisions(repo).await? {
-                manifests += 1;
+            let mut work = self.revisions(repo).await?;
+            manifests += work.len() as u64;
+            // An index's children are followed too: one deleted by digest
+            // while the index stays (a store from before such deletes were
+            // refused) keeps its layers for as long as the index keeps it.
+            while let Some(d) = work.pop() {
                 if !seen.insert((repo.clone(), d.clone())) {
                     continue;
                 }
@@ -310,6 +314,9 @@ impl Registry {
                 if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
                     for r in parsed.references {
                         marked.insert(r.digest().clone());
+                        if let Reference::Manifest(child, _) = r {
+                            work.push(child);
+                        }
                     }
                 }
             }

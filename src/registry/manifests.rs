@@ -288,6 +288,7 @@ impl Registry {
                 if self.storage.stat(&revision).await?.is_none() {
                     return Err(manifest_unknown(d));
                 }
+                self.not_listed_by_an_index(name, d).await?;
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
@@ -298,6 +299,37 @@ impl Registry {
                 // may have tagged it between the first pass and the revision's
                 // removal (and then seen the revision still there).
                 self.unlink(name, d, subject.as_ref(), None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses while an index of `name` lists `d`: without it the index
+    /// could not be pulled, and gc would free `d`'s layers (what keeps them
+    /// is `d`'s revision). The index goes first, or with retention, which
+    /// takes untagged children along.
+    pub(super) async fn not_listed_by_an_index(&self, name: &str, d: &Digest) -> Result<()> {
+        use futures_util::StreamExt;
+        let revisions = self.revisions(name).await?;
+        let mut reads = futures_util::stream::iter(revisions.into_iter().filter(|r| r != d))
+            .map(|r| async move { (self.manifest_bytes(&r).await, r) })
+            .buffer_unordered(16);
+        while let Some((body, index)) = reads.next().await {
+            let Ok(body) = body else { continue };
+            let Ok(parsed) = manifest::parse(&body, None) else {
+                continue;
+            };
+            if parsed
+                .references
+                .iter()
+                .any(|r| matches!(r, Reference::Manifest(c, _) if c == d))
+            {
+                return Err(RegistryError::new(
+                    Code::InUse,
+                    format!(
+                        "manifest {d} is listed by the index {index} in {name}: delete the index first"
+                    ),
+                ));
             }
         }
         Ok(())

@@ -86,14 +86,33 @@ impl Registry {
     }
 
     /// Deletes a tag, or a manifest by digest with every tag pointing at it.
-    pub async fn delete_image(&self, r: &ImageRef, dry_run: bool) -> Result<Deleted> {
+    /// With `expect`, a tag is deleted only while it still names that
+    /// manifest: the one the operator was shown and confirmed.
+    pub async fn delete_image(
+        &self,
+        r: &ImageRef,
+        dry_run: bool,
+        expect: Option<&Digest>,
+    ) -> Result<Deleted> {
         let (digest, _) = self.manifest_resolve(&r.repository, &r.reference).await?;
+        if let (Ref::Tag(_), Some(expect)) = (&r.reference, expect)
+            && *expect != digest
+        {
+            return Err(RegistryError::new(
+                Code::Busy,
+                format!(
+                    "{r} was pushed again meanwhile: it names {digest} now, not {expect}; left alone"
+                ),
+            ));
+        }
         let tags = match &r.reference {
             Ref::Tag(t) => vec![t.clone()],
             Ref::Digest(d) => self.tags_pointing_at(&r.repository, d).await?,
         };
         if !dry_run {
             self.manifest_delete(&r.repository, &r.reference).await?;
+        } else if let Ref::Digest(d) = &r.reference {
+            self.not_listed_by_an_index(&r.repository, d).await?;
         }
         Ok(Deleted {
             reference: r.to_string(),

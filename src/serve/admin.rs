@@ -104,7 +104,9 @@ async fn dispatch(
         }
         ("POST", "delete") => {
             let req: DeleteRequest = parse(body)?;
-            ok(&client.delete(&req.reference, req.dry_run).await?)
+            ok(&client
+                .delete(&req.reference, req.dry_run, req.expect.as_deref())
+                .await?)
         }
         ("POST", "gc") => {
             let req: GcRequest = parse(body)?;
@@ -172,6 +174,8 @@ struct DeleteRequest {
     reference: String,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    expect: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

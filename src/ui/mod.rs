@@ -198,7 +198,7 @@ impl Ui {
     /// Asks before a destructive step when a person is at the terminal and
     /// did not pass `--yes`; elsewhere (cron, CI) goes ahead.
     pub fn confirm(&self, yes: bool, question: &str) -> CmdResult {
-        if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        if !self.will_ask(yes) {
             return Ok(());
         }
         let answer = dialoguer::Confirm::new()
@@ -211,6 +211,12 @@ impl Ui {
         } else {
             Err(Failure::Failed("cancelled, nothing changed".into()))
         }
+    }
+
+    /// Whether `confirm` will ask (a person at the terminal, no `--yes`):
+    /// then the command first lists, on stderr, what the answer decides.
+    pub fn will_ask(&self, yes: bool) -> bool {
+        !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
     /// A bar of bytes with rate and ETA, for copies (migrate, backup,

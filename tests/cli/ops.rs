@@ -609,3 +609,43 @@ fn pushed_text_cannot_drive_the_terminal() {
         }
     }
 }
+
+/// A reference named twice, or a tag of a manifest deleted before it, is
+/// deleted once and the command succeeds; a tag pushed again between the
+/// plan and the delete is left alone (the admin API's `expect`).
+#[test]
+fn delete_does_what_it_showed() {
+    let server = Server::start();
+    let (v1, _) = seed(&server);
+    let [remote, local] = both(&server);
+    let gone = json(&with(
+        &local,
+        &[
+            "delete",
+            "--yes",
+            &format!("team/app@{v1}"),
+            "team/app:v1",
+            "other:latest",
+            "other:latest",
+        ],
+    ));
+    assert_eq!(gone.as_array().map(Vec::len), Some(2), "{gone}");
+    assert_eq!(tag_digest(&server, "team/app", "v1"), None);
+
+    let dev = tag_digest(&server, "team/app", "dev-1").unwrap();
+    let stale = format!("sha256:{}", "0".repeat(64));
+    let c = server.client();
+    let r = rt().block_on(
+        c.http
+            .post(c.u("/api/v1/delete"))
+            .json(&serde_json::json!({"reference": "team/app:dev-1", "expect": stale}))
+            .send(),
+    );
+    assert_eq!(r.unwrap().status(), 409);
+    assert_eq!(
+        tag_digest(&server, "team/app", "dev-1").as_deref(),
+        Some(dev.as_str())
+    );
+    run(&with(&remote, &["delete", "--yes", "team/app:dev-1"]), 0);
+    assert_eq!(tag_digest(&server, "team/app", "dev-1"), None);
+}
