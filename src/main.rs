@@ -97,7 +97,22 @@ fn main() -> ExitCode {
         eprintln!("nora: NORA_CONFIG is set but empty: name a file, or unset it");
         return ExitCode::from(2);
     }
-    let cli = Cli::parse_from(backup_file_flag(std::env::args_os().collect()));
+    let args = backup_file_flag(std::env::args_os().collect());
+    let url_flag = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--url" || a.starts_with("--url=")
+    });
+    let mut cli = Cli::parse_from(args);
+    // Two registries named: a script's `--data-dir` must not act on the
+    // server NORA_URL names (a delete on the wrong registry); two flags are
+    // a usage error.
+    if cli.global.data_dir.is_some() && cli.global.url.is_some() {
+        if url_flag {
+            eprintln!("nora: --url and --data-dir name two registries: give one");
+            return ExitCode::from(2);
+        }
+        cli.global.url = None;
+    }
     ui::hide_args::hide_secret_args();
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
     if let Command::Completions(args) = command {

@@ -25,7 +25,7 @@ impl Registry {
     /// Points `dst` (a tag) at the manifest `src` names. Across repositories,
     /// the blobs and child manifests are linked into `dst`'s repository first.
     pub async fn retag(&self, src: &ImageRef, dst: &ImageRef) -> Result<Digest> {
-        let Ref::Tag(_) = &dst.reference else {
+        let Ref::Tag(tag) = &dst.reference else {
             return Err(RegistryError::new(
                 Code::ManifestInvalid,
                 "the target must be REPOSITORY:TAG",
@@ -36,13 +36,16 @@ impl Registry {
             self.copy_manifest_refs(&src.repository, &dst.repository, &m.body, &m.media_type)
                 .await?;
         }
+        // Put by its digest with the tag, as `PUT ...?tag=` does: a put by
+        // tag would hash with sha256 and make a second manifest of a
+        // sha512 one, which its signatures and referrers do not name.
         let pushed = self
             .manifest_put(
                 &dst.repository,
-                &dst.reference,
+                &Ref::Digest(m.digest),
                 Some(&m.media_type),
                 m.body,
-                &[],
+                std::slice::from_ref(tag),
             )
             .await?;
         Ok(pushed.digest)

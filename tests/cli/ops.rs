@@ -649,3 +649,59 @@ fn delete_does_what_it_showed() {
     run(&with(&remote, &["delete", "--yes", "team/app:dev-1"]), 0);
     assert_eq!(tag_digest(&server, "team/app", "dev-1"), None);
 }
+
+/// `--data-dir` acts on that directory even when NORA_URL names a server;
+/// `--url` and `--data-dir` together are a usage error.
+#[test]
+fn data_dir_wins_over_nora_url() {
+    let server = Server::start();
+    seed(&server);
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("blobs")).unwrap();
+    let dir = other.path().to_str().unwrap();
+    let out = super::nora()
+        .env("NORA_URL", &server.url)
+        .args(["images", "ls", "-o", "json", "--data-dir", dir])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let (_, err) = run(
+        &["images", "ls", "--url", &server.url, "--data-dir", dir],
+        2,
+    );
+    assert!(err.contains("two registries"), "{err}");
+}
+
+/// Tagging a manifest stored under sha512 tags that manifest, in its own
+/// repository or another: not a sha256 copy its signatures do not name.
+#[test]
+fn tag_keeps_a_sha512_manifest_its_digest() {
+    let server = Server::start();
+    let c = server.client();
+    let d512 = rt().block_on(async {
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let cd = c.push_blob("s512", config).await;
+        let ld = c.push_blob("s512", b"layer").await;
+        let m = common::image_manifest(&cd, config.len(), &[(ld, 5)]);
+        let d512 = common::sha512(&m);
+        let r = c
+            .put_manifest("s512", &d512, common::OCI_MANIFEST, &m)
+            .await;
+        assert_eq!(r.status(), 201);
+        d512
+    });
+    let [remote, local] = both(&server);
+    let source = format!("s512@{d512}");
+    for (via, target) in [(&remote, "s512:v2"), (&local, "other:v1")] {
+        let t = json(&with(via, &["tag", &source, target]));
+        assert_eq!(t["digest"], d512.as_str(), "{t}");
+    }
+    let i = json(&with(&local, &["images", "inspect", &source]));
+    assert_eq!(i["tags"], serde_json::json!(["v2"]), "{i}");
+    let i = json(&with(
+        &local,
+        &["images", "inspect", &format!("other@{d512}")],
+    ));
+    assert_eq!(i["tags"], serde_json::json!(["v1"]), "{i}");
+}
