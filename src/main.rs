@@ -58,7 +58,7 @@ enum Command {
     Tag(cmd::tag::TagArgs),
     /// Delete tags or manifests
     Delete(cmd::delete::DeleteArgs),
-    /// Garbage-collect unreferenced blobs and manifests (online)
+    /// Garbage-collect blobs no manifest references (online)
     Gc(cmd::gc::GcArgs),
     /// Remove old tags by the configured [[retention]] rules
     Retention(cmd::retention::RetentionArgs),

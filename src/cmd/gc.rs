@@ -29,7 +29,7 @@ pub fn run(args: GcArgs, ui: Ui) -> CmdResult {
     if !args.dry_run {
         ui.confirm(
             args.yes,
-            "Remove every blob and manifest no tag references (older than the grace period)?",
+            "Remove every blob no manifest references (older than the grace period)?",
         )?;
     }
     let req = GcRequest {

@@ -534,7 +534,17 @@ impl Registry {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if started <= cutoff {
+            if started > cutoff {
+                continue;
+            }
+            // Started long ago but still sending chunks: abandoned is what
+            // has not been touched for the ttl, not what began before it.
+            let touched = self
+                .newest_object(&layout::upload(&id))
+                .await?
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            if touched <= cutoff {
                 self.storage.delete_prefix(&layout::upload(&id)).await?;
                 removed += 1;
             }
@@ -867,6 +877,29 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A session that began before the ttl but still receives chunks is not
+    /// abandoned: it expires once nothing in it was touched for the ttl.
+    #[tokio::test]
+    async fn expiry_spares_a_long_upload_still_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let id = reg.upload_start("a/b").await.unwrap();
+        let session = dir.path().join(layout::upload_session(&id));
+        let mut s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&session).unwrap()).unwrap();
+        s["started"] = (now_secs() - 7200).into();
+        std::fs::write(&session, serde_json::to_vec(&s).unwrap()).unwrap();
+        age(&session, Duration::from_secs(7200));
+        let body = crate::storage::once(bytes::Bytes::from_static(b"chunk"));
+        reg.upload_append("a/b", &id, None, body).await.unwrap();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 0);
+        for f in std::fs::read_dir(dir.path().join(layout::upload_parts(&id))).unwrap() {
+            age(&f.unwrap().path(), Duration::from_secs(3600));
+        }
+        assert_eq!(reg.expire_uploads_older_than(ttl).await.unwrap(), 1);
     }
 
     /// A session directory without its session object is judged by the age
