@@ -27,6 +27,7 @@ impl Registry {
             return Err(blob_unknown(d));
         }
         if let Some(meta) = self.storage.stat(&layout::blob(d)).await? {
+            self.note_found(d, meta.modified).await;
             return Ok(meta.size);
         }
         // Linked but absent: a garbage collection may have it in its trash.
@@ -97,9 +98,10 @@ impl Registry {
                 return Ok(false);
             }
         }
-        if self.storage.stat(&layout::blob(d)).await?.is_none() {
+        let Some(meta) = self.storage.stat(&layout::blob(d)).await? else {
             return Ok(false);
-        }
+        };
+        self.note_found(d, meta.modified).await;
         self.link_blob(name, d).await?;
         Ok(true)
     }

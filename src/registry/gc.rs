@@ -237,13 +237,14 @@ impl Registry {
         let total = candidates.len() as u64;
         let mut trashed: Vec<Candidate> = Vec::new();
         for (i, c) in candidates.into_iter().enumerate() {
-            // Pushed again since the scan (an upload renewed it): young now.
+            // Pushed again or found by a client since the scan: young now.
             let key = layout::blob(&c.digest);
             if self
                 .storage
                 .stat(&key)
                 .await?
                 .is_none_or(|m| m.modified >= cutoff)
+                || self.found_since(&c.digest, cutoff).await?
             {
                 progress("quarantine", i as u64 + 1, total);
                 continue;
@@ -275,6 +276,7 @@ impl Registry {
             }
             progress("purge", i as u64 + 1, total);
         }
+        self.prune_found(cutoff).await?;
         report.uploads_removed = self.expire_uploads_older_than(opts.upload_ttl).await? as u64;
         Ok(report)
     }
@@ -379,6 +381,7 @@ impl Registry {
                     }
                     if let Some(meta) = self.storage.stat(&layout::blob(&d)).await?
                         && meta.modified < cutoff
+                        && !self.found_since(&d, cutoff).await?
                     {
                         out.push(Candidate {
                             digest: d,

@@ -16,6 +16,7 @@ pub mod names;
 pub mod ops;
 pub mod refglob;
 pub mod retention;
+mod reuse;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod uploads;
@@ -31,6 +32,7 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     manifests: ManifestCache,
     upload_ttl: Duration,
+    marked: reuse::Marked,
 }
 
 impl Registry {
@@ -39,6 +41,7 @@ impl Registry {
             storage,
             manifests: ManifestCache::new(4 * 1024 * 1024),
             upload_ttl,
+            marked: reuse::Marked::default(),
         }
     }
 

@@ -66,6 +66,11 @@
 //!     A blob a running garbage collection found unreferenced and moved aside.
 //!     It is purged after a second marking pass; until then a push or a pull
 //!     that needs it moves it back (see registry/gc.rs for the protocol).
+//! gc/used/<alg>/<hex>
+//!     Empty; written when a client found an old blob (HEAD, mount) and so
+//!     will name it in its next manifest without uploading it. While younger
+//!     than the grace period, gc keeps the blob as if it had been uploaded
+//!     again; gc removes the older ones.
 //!
 //! auth/tokens/<sha256 of the secret, hex>
 //!     An API token (JSON: name, permissions, created, expires, last_used).
@@ -324,6 +329,12 @@ pub fn token_name(name: &str) -> String {
 pub const GC_LOCK: &str = "gc/lock";
 pub const GC_TRASH: &str = "gc/trash";
 pub const GC_HOLDS: &str = "gc/holds";
+
+pub const GC_USED: &str = "gc/used";
+
+pub fn gc_used(d: &Digest) -> String {
+    format!("{GC_USED}/{}/{}", d.algorithm(), d.hex())
+}
 
 pub fn gc_hold(id: &str) -> String {
     format!("{GC_HOLDS}/{id}")

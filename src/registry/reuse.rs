@@ -1,0 +1,133 @@
+//! Blobs a client found and will reuse. A client that finds a blob (HEAD
+//! answers 200, or a mount succeeds) skips its upload and names it in the
+//! manifest it pushes next, maybe minutes later. An upload makes a blob
+//! young again for gc; finding it did not, so a layer of an image deleted
+//! long ago, found by a push, could be collected before that push's
+//! manifest came, failing it. Finding an old blob now writes a marker
+//! (`gc/used/`) that gc honours as it honours an upload.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::Registry;
+use super::digest::Digest;
+use super::error::Result;
+use crate::storage::{StorageError, layout};
+
+/// A blob younger than this needs no marker (its upload protects it), and a
+/// process writes one blob's marker at most this often.
+const MARK_EVERY: Duration = Duration::from_secs(60);
+/// Past this many remembered digests the memory starts over.
+const REMEMBER_AT_MOST: usize = 10_000;
+
+/// When this process last marked each digest.
+#[derive(Default)]
+pub struct Marked(Mutex<HashMap<Digest, Instant>>);
+
+impl Registry {
+    /// Notes that a client found blob `d`, last written at `modified`.
+    /// Best effort: a failed write costs at worst the push a retry.
+    pub(super) async fn note_found(&self, d: &Digest, modified: SystemTime) {
+        if modified.elapsed().unwrap_or_default() < MARK_EVERY {
+            return;
+        }
+        {
+            let mut marked = self.marked.0.lock().unwrap_or_else(|p| p.into_inner());
+            if marked.get(d).is_some_and(|t| t.elapsed() < MARK_EVERY) {
+                return;
+            }
+            if marked.len() >= REMEMBER_AT_MOST {
+                marked.clear();
+            }
+            marked.insert(d.clone(), Instant::now());
+        }
+        if let Err(e) = self
+            .storage
+            .put_bytes(&layout::gc_used(d), Bytes::new())
+            .await
+        {
+            tracing::warn!(digest = %d, error = %e, "cannot mark a found blob as in use");
+        }
+    }
+
+    /// Whether a client found `d` at or after `cutoff`.
+    pub(super) async fn found_since(&self, d: &Digest, cutoff: SystemTime) -> Result<bool> {
+        Ok(self
+            .storage
+            .stat(&layout::gc_used(d))
+            .await?
+            .is_some_and(|m| m.modified >= cutoff))
+    }
+
+    /// Removes the markers older than `cutoff`: they protect nothing now.
+    pub(super) async fn prune_found(&self, cutoff: SystemTime) -> Result<()> {
+        let mut keys = Vec::new();
+        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_USED, &mut keys).await?;
+        for key in keys {
+            match self.storage.stat(&key).await? {
+                Some(m) if m.modified < cutoff => match self.storage.delete(&key).await {
+                    Ok(()) | Err(StorageError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::gc::{GcOptions, GcReport};
+    use crate::registry::testing::{age, push_blob, registry};
+
+    async fn gc(reg: &Registry) -> GcReport {
+        let opts = GcOptions {
+            dry_run: false,
+            grace: Duration::from_secs(3600),
+            upload_ttl: Duration::from_secs(3600),
+        };
+        reg.gc(&opts, &|_, _, _| {}).await.unwrap()
+    }
+
+    /// An old unreferenced blob a client finds (HEAD, or a mount) is kept
+    /// for the grace period, as if uploaded again; then it goes, with its
+    /// marker.
+    #[tokio::test]
+    async fn a_found_blob_is_kept_for_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let headed = push_blob(&reg, "a", b"layer of an image deleted long ago").await;
+        let mounted = push_blob(&reg, "a", b"another such layer").await;
+        for d in [&headed, &mounted] {
+            age(&dir.path().join(layout::blob(d)), Duration::from_secs(7200));
+        }
+        assert_eq!(reg.blob_size("a", &headed).await.unwrap(), 34);
+        assert!(reg.blob_mount("b", Some("a"), &mounted).await.unwrap());
+        assert_eq!(gc(&reg).await.blobs_removed, 0);
+
+        for d in [&headed, &mounted] {
+            age(
+                &dir.path().join(layout::gc_used(d)),
+                Duration::from_secs(7200),
+            );
+        }
+        assert_eq!(gc(&reg).await.blobs_removed, 2);
+        assert!(!dir.path().join(layout::gc_used(&headed)).exists());
+        assert!(!dir.path().join(layout::gc_used(&mounted)).exists());
+    }
+
+    /// A young blob needs no marker: its upload protects it.
+    #[tokio::test]
+    async fn a_young_blob_is_not_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let d = push_blob(&reg, "a", b"fresh").await;
+        reg.blob_size("a", &d).await.unwrap();
+        assert!(!dir.path().join(layout::gc_used(&d)).exists());
+    }
+}
