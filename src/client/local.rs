@@ -57,7 +57,11 @@ impl From<RegistryError> for ClientError {
             Code::Internal => ErrorKind::Failed,
             _ => ErrorKind::Invalid,
         };
-        ClientError::new(kind, e.message)
+        let message = match e.cause {
+            Some(cause) => format!("{}: {cause}", e.message),
+            None => e.message,
+        };
+        ClientError::new(kind, message)
     }
 }
 

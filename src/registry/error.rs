@@ -86,6 +86,9 @@ pub struct RegistryError {
     pub code: Code,
     pub message: String,
     pub detail: Option<serde_json::Value>,
+    /// What the store said, for operators (the CLI, the admin API); never
+    /// in an OCI answer, where a client would read paths and bucket names.
+    pub cause: Option<String>,
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
@@ -96,6 +99,7 @@ impl RegistryError {
             code,
             message: capped(message.into()),
             detail: None,
+            cause: None,
         }
     }
 
@@ -148,7 +152,10 @@ impl From<StorageError> for RegistryError {
                 "the registry's storage is read-only; nothing was stored",
             );
         }
-        RegistryError::new(Code::Internal, "storage error")
+        RegistryError {
+            cause: Some(capped(e.to_string())),
+            ..RegistryError::new(Code::Internal, "storage error")
+        }
     }
 }
 

@@ -192,10 +192,14 @@ impl Registry {
         let (size, platforms) = match self.size_and_platforms(&digest, &media_type).await {
             Ok(x) => x,
             // A tag naming a manifest that is gone (deleted meanwhile, or a
-            // store damaged by hand) is not an image; it must not make the
-            // whole listing, or retention, fail.
+            // store damaged by hand) or damaged is not an image; it must not
+            // make the whole listing, or retention, fail.
             Err(e) if e.code == Code::ManifestUnknown => {
                 tracing::warn!(repository = repo, tag, %digest, "tag names a missing manifest, left out");
+                return Ok(None);
+            }
+            Err(e) if e.code == Code::ManifestInvalid => {
+                tracing::warn!(repository = repo, tag, %digest, error = %e.message, "tag names a damaged manifest, left out");
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -348,21 +352,30 @@ mod tests {
         }
     }
 
-    /// A tag whose manifest is gone is left out of the listing; it used to
-    /// fail `images ls` and retention for the whole store.
+    /// A tag whose manifest is gone, or damaged, is left out of the
+    /// listing; it used to fail `images ls` and retention for the whole
+    /// store.
     #[tokio::test]
-    async fn a_tag_naming_a_missing_manifest_is_left_out() {
+    async fn a_tag_naming_a_missing_or_damaged_manifest_is_left_out() {
+        use crate::registry::digest::{Algorithm, Digest};
         let dir = tempfile::tempdir().unwrap();
         let reg = crate::registry::testing::registry(dir.path());
-        let gone = crate::registry::digest::Digest::of(
-            crate::registry::digest::Algorithm::Sha256,
-            b"never stored",
-        );
-        let value = layout::tag_object(&gone, crate::registry::manifest::OCI_MANIFEST, 1);
+        let damaged = Digest::of(Algorithm::Sha256, b"{not json");
         reg.storage
-            .put_bytes(&layout::tag("r", "broken"), value)
+            .put_bytes(
+                &layout::blob(&damaged),
+                bytes::Bytes::from_static(b"{not json"),
+            )
             .await
             .unwrap();
+        let gone = Digest::of(Algorithm::Sha256, b"never stored");
+        for (tag, d) in [("gone", &gone), ("damaged", &damaged)] {
+            let value = layout::tag_object(d, crate::registry::manifest::OCI_MANIFEST, 1);
+            reg.storage
+                .put_bytes(&layout::tag("r", tag), value)
+                .await
+                .unwrap();
+        }
         assert!(reg.images().await.unwrap().is_empty());
     }
 }

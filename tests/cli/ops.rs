@@ -705,3 +705,25 @@ fn tag_keeps_a_sha512_manifest_its_digest() {
     ));
     assert_eq!(i["tags"], serde_json::json!(["v1"]), "{i}");
 }
+
+/// A storage fault is one line that says what the store said, not a log
+/// line above a bare "storage error".
+#[test]
+fn a_storage_fault_says_its_cause_in_one_line() {
+    let server = Server::start();
+    let (v1, _) = seed(&server);
+    let hex = v1.trim_start_matches("sha256:");
+    let bytes = server
+        .data
+        .join(format!("blobs/sha256/{}/{hex}/data", &hex[..2]));
+    std::fs::remove_file(&bytes).unwrap();
+    let path = std::ffi::CString::new(bytes.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let dir = server.data.to_str().unwrap();
+    let (_, err) = run(&["images", "inspect", "team/app:v1", "--data-dir", dir], 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("storage error") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
