@@ -102,11 +102,12 @@ impl Client for Local {
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged> {
         let src = ImageRef::parse(source)?;
         let dst = ImageRef::parse(target)?;
-        let digest = self.reg.retag(&src, &dst).await.map_err(about(source))?;
+        let (digest, replaced) = self.reg.retag(&src, &dst).await.map_err(about(source))?;
         Ok(Tagged {
             source: src.to_string(),
             target: dst.to_string(),
             digest: digest.to_string(),
+            replaced: replaced.map(|d| d.to_string()),
         })
     }
 

@@ -55,6 +55,9 @@ pub struct Tagged {
     pub source: String,
     pub target: String,
     pub digest: String,
+    /// The manifest the target tag named before, when another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 /// Storage use at a glance.

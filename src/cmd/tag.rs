@@ -22,11 +22,15 @@ pub fn run(args: TagArgs, ui: Ui) -> CmdResult {
         return ui.print_json(&tagged);
     }
     if !ui.global.quiet {
+        let was = match &tagged.replaced {
+            Some(d) => format!(", was {d}"),
+            None => String::new(),
+        };
         crate::outln!(
             "Tagged {} as {} {}",
             tagged.source,
             ui.bold(&tagged.target),
-            ui.dim(&format!("({})", tagged.digest))
+            ui.dim(&format!("({}{was})", tagged.digest))
         );
     }
     Ok(())

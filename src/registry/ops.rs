@@ -24,7 +24,8 @@ pub struct Deleted {
 impl Registry {
     /// Points `dst` (a tag) at the manifest `src` names. Across repositories,
     /// the blobs and child manifests are linked into `dst`'s repository first.
-    pub async fn retag(&self, src: &ImageRef, dst: &ImageRef) -> Result<Digest> {
+    /// Returns the digest, and the other one `dst` named before, if any.
+    pub async fn retag(&self, src: &ImageRef, dst: &ImageRef) -> Result<(Digest, Option<Digest>)> {
         let Ref::Tag(tag) = &dst.reference else {
             return Err(RegistryError::new(
                 Code::ManifestInvalid,
@@ -32,6 +33,11 @@ impl Registry {
             ));
         };
         let m = self.manifest_get(&src.repository, &src.reference).await?;
+        let before = match self.manifest_resolve(&dst.repository, &dst.reference).await {
+            Ok((d, _)) => Some(d),
+            Err(e) if matches!(e.code, Code::ManifestUnknown | Code::NameUnknown) => None,
+            Err(e) => return Err(e),
+        };
         if src.repository != dst.repository {
             self.copy_manifest_refs(&src.repository, &dst.repository, &m.body, &m.media_type)
                 .await?;
@@ -48,7 +54,8 @@ impl Registry {
                 std::slice::from_ref(tag),
             )
             .await?;
-        Ok(pushed.digest)
+        let replaced = before.filter(|d| *d != pushed.digest);
+        Ok((pushed.digest, replaced))
     }
 
     /// Makes everything manifest `body` references available in `to`.

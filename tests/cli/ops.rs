@@ -145,6 +145,16 @@ fn tag_and_delete_over_url_and_storage() {
 
     let t = json(&with(&remote, &["tag", "team/app:v1", "team/app:stable"]));
     assert_eq!(t["digest"], v1.as_str());
+    assert!(t.get("replaced").is_none(), "{t}");
+    // Moving a tag says what it named before.
+    let dev = tag_digest(&server, "team/app", "dev-1").unwrap();
+    for via in [&local, &remote] {
+        json(&with(via, &["tag", "team/app:dev-1", "team/app:moving"]));
+        let t = json(&with(via, &["tag", "team/app:v1", "team/app:moving"]));
+        assert_eq!(t["replaced"], dev.as_str(), "{t}");
+        let (out, _) = run(&with(via, &["tag", "team/app:dev-1", "team/app:moving"]), 0);
+        assert!(out.contains(&format!("was {v1}")), "{out}");
+    }
     let (out, _) = run(&with(&local, &["tag", "team/app:v1", "mirror/app:v1"]), 0);
     assert!(
         out.starts_with("Tagged team/app:v1 as mirror/app:v1"),
