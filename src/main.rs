@@ -102,7 +102,20 @@ fn main() -> ExitCode {
         let a = a.to_string_lossy();
         a == "--url" || a.starts_with("--url=")
     });
-    let mut cli = Cli::parse_from(args);
+    let mut cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!("nora: {}", ui::usage_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     // Two registries named: a script's `--data-dir` must not act on the
     // server NORA_URL names (a delete on the wrong registry); two flags are
     // a usage error.

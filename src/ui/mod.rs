@@ -279,6 +279,25 @@ fn stored_token(url: &str) -> Result<Option<String>, Failure> {
     Ok(Some(login.token))
 }
 
+/// clap's usage error as one line, the way every other error is printed:
+/// "error: X\n\n  tip: ..\n\nUsage: nora tag <SOURCE> <TARGET>\n\nFor more
+/// information, try '--help'." becomes "X (usage: nora tag <SOURCE>
+/// <TARGET>; try --help)".
+pub fn usage_line(rendered: &str) -> String {
+    let paragraphs: Vec<String> = rendered
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let message = paragraphs
+        .iter()
+        .find_map(|p| p.strip_prefix("error: "))
+        .unwrap_or("bad arguments");
+    match paragraphs.iter().find_map(|p| p.strip_prefix("Usage: ")) {
+        Some(usage) => format!("{message} (usage: {usage}; try --help)"),
+        None => format!("{message} (try --help)"),
+    }
+}
+
 /// Operator commands log warnings only, unless asked for more. (Not the
 /// registry's storage-error line: the command's own error carries its cause.)
 fn init_logging(verbose: u8) {
@@ -319,4 +338,22 @@ pub fn block_on_holding<T, F: std::future::Future<Output = Result<T, Failure>>>(
         crate::stop::stop_on_signals();
         f.await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_errors_are_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  <TARGET>\n\nUsage: nora tag <SOURCE> <TARGET>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_line(rendered),
+            "the following required arguments were not provided: <TARGET> (usage: nora tag <SOURCE> <TARGET>; try --help)"
+        );
+        assert_eq!(
+            super::usage_line(
+                "error: invalid value '5x' for '--grace'\n\nFor more information, try '--help'.\n"
+            ),
+            "invalid value '5x' for '--grace' (try --help)"
+        );
+    }
 }

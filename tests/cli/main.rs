@@ -35,6 +35,22 @@ fn version_and_help() {
 fn unknown_subcommand_is_a_usage_error() {
     let out = nora().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // Every usage error is one line, as every other error is.
+    for args in [
+        &["frobnicate"][..],
+        &["images", "ls", "--foo"],
+        &["tag", "a"],
+        &["gc", "--grace", "5x"],
+    ] {
+        let out = nora().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr_of(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("nora: ") && err.contains("try --help"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
