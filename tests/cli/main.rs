@@ -260,3 +260,20 @@ fn a_url_password_is_hidden_from_ps() {
         assert!(seen.contains("http://ci:******@reg:1"), "ps shows: {seen}");
     }
 }
+
+/// A variable defined as nothing (a CI variable left empty) counts as unset,
+/// not as a bad --url or --timeout nobody gave.
+#[test]
+fn empty_url_and_timeout_variables_are_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    for var in ["NORA_URL", "NORA_TIMEOUT"] {
+        let out = nora()
+            .env(var, "")
+            .args(["images", "ls", "-o", "json", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    }
+}
