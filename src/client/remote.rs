@@ -223,6 +223,12 @@ fn q(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `s` as one path segment: every byte but letters and digits escaped, so
+/// `/`, `?`, `#`, `%` and `+` reach the server as themselves.
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 #[async_trait]
 impl Client for Remote {
     async fn images(&self) -> Result<Vec<ImageRow>> {
@@ -286,12 +292,13 @@ impl Client for Remote {
     }
 
     async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
-        if name.is_empty() {
-            // `tokens/` is no token's path: answer as storage would.
-            return Err(ClientError::new(ErrorKind::NotFound, "no token named \"\""));
-        }
-        self.fetch(Method::DELETE, &format!("tokens/{}", q(name)))
-            .await
+        // URL parsers fold `.` and `..` segments away, even percent-encoded,
+        // and `tokens/` is the list: such names go as a query.
+        let path = match name {
+            "" | "." | ".." => format!("tokens?name={}", q(name)),
+            _ => format!("tokens/{}", segment(name)),
+        };
+        self.fetch(Method::DELETE, &path).await
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 mod docs;
 mod ops;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Stdio};
