@@ -59,6 +59,11 @@ pub fn now() -> u64 {
 /// expires.
 pub const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
 
+/// How long a login token (`nora login`) may live: at least a minute, at
+/// most a year.
+pub const LOGIN_TTL_MIN: u64 = 60;
+pub const LOGIN_TTL_MAX: u64 = 365 * 24 * 3600;
+
 /// When a token given `seconds` to live expires (Unix seconds).
 pub fn expiry(seconds: u64) -> Result<u64, String> {
     if seconds == 0 || seconds > MAX_LIFETIME {

@@ -3,7 +3,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod docs;
+mod login;
 mod ops;
+mod remote;
 mod tokens;
 
 use std::io::{BufRead, BufReader};
