@@ -413,7 +413,7 @@ Register-ArgumentCompleter -Native -CommandName 'nora' -ScriptBlock {
         'nora;login' {
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'User name (asked when absent)')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name (asked when absent)')
-            [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime of the login token (default 30d, at most 365d)')
+            [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime of the login token (default 30d; from 1m to 365d)')
             [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience of the GitHub Actions ID token (default: the server URL)')
             [CompletionResult]::new('--id-token-env', '--id-token-env', [CompletionResultType]::ParameterName, 'Read the ID token from this environment variable (GitLab''s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)')
             [CompletionResult]::new('--id-token-file', '--id-token-file', [CompletionResultType]::ParameterName, 'Read the ID token from this file')

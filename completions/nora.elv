@@ -383,7 +383,7 @@ set edit:completion:arg-completer[nora] = {|@words|
         &'nora;login'= {
             cand -u 'User name (asked when absent)'
             cand --username 'User name (asked when absent)'
-            cand --expires 'Lifetime of the login token (default 30d, at most 365d)'
+            cand --expires 'Lifetime of the login token (default 30d; from 1m to 365d)'
             cand --audience 'Audience of the GitHub Actions ID token (default: the server URL)'
             cand --id-token-env 'Read the ID token from this environment variable (GitLab''s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)'
             cand --id-token-file 'Read the ID token from this file'

@@ -294,7 +294,7 @@ complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcomm
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token; every instance refuses it at once'
 complete -c nora -n "__fish_nora_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nora -n "__fish_nora_using_subcommand login" -s u -l username -d 'User name (asked when absent)' -r
-complete -c nora -n "__fish_nora_using_subcommand login" -l expires -d 'Lifetime of the login token (default 30d, at most 365d)' -r
+complete -c nora -n "__fish_nora_using_subcommand login" -l expires -d 'Lifetime of the login token (default 30d; from 1m to 365d)' -r
 complete -c nora -n "__fish_nora_using_subcommand login" -l audience -d 'Audience of the GitHub Actions ID token (default: the server URL)' -r
 complete -c nora -n "__fish_nora_using_subcommand login" -l id-token-env -d 'Read the ID token from this environment variable (GitLab\'s id_tokens; default NORA_ID_TOKEN when not in GitHub Actions)' -r
 complete -c nora -n "__fish_nora_using_subcommand login" -l id-token-file -d 'Read the ID token from this file' -r -F

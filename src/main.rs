@@ -97,6 +97,14 @@ fn main() -> ExitCode {
         eprintln!("nora: NORA_CONFIG is set but empty: name a file, or unset it");
         return ExitCode::from(2);
     }
+    // An empty NORA_URL or NORA_TIMEOUT (a CI variable defined as nothing)
+    // means unset, not a bad --url or --timeout nobody gave.
+    for var in ["NORA_URL", "NORA_TIMEOUT"] {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            // SAFETY: no other thread exists yet (see mallopt above).
+            unsafe { std::env::remove_var(var) };
+        }
+    }
     let args = backup_file_flag(std::env::args_os().collect());
     let url_flag = args.iter().any(|a| {
         let a = a.to_string_lossy();

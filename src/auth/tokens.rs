@@ -59,6 +59,11 @@ pub fn now() -> u64 {
 /// expires.
 pub const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
 
+/// How long a login token (`nora login`) may live: at least a minute, at
+/// most a year.
+pub const LOGIN_TTL_MIN: u64 = 60;
+pub const LOGIN_TTL_MAX: u64 = 365 * 24 * 3600;
+
 /// When a token given `seconds` to live expires (Unix seconds).
 pub fn expiry(seconds: u64) -> Result<u64, String> {
     if seconds == 0 || seconds > MAX_LIFETIME {
@@ -74,8 +79,12 @@ pub fn hash_of(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// `.` and `..` would be path segments that storage keys and URLs fold away
+/// (the name claim `auth/token-names/..`, `DELETE /api/v1/tokens/..`).
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name != "."
+        && name != ".."
         && name.len() <= 64
         && name
             .chars()
@@ -103,7 +112,7 @@ pub async fn create(
 ) -> Result<(String, TokenInfo), TokenError> {
     if !valid_name(name) {
         return Err(TokenError::Invalid(format!(
-            "token name {name:?}: use 1-64 letters, digits, '-', '_', '.', '@'"
+            "token name {name:?}: use 1-64 letters, digits, '-', '_', '.', '@' (not . or ..)"
         )));
     }
     if permissions.is_empty() {
@@ -249,7 +258,10 @@ pub async fn revoke(storage: &dyn Storage, name: &str) -> Result<TokenInfo, Toke
         }
     }
     let info = revoked.ok_or_else(|| TokenError::NotFound(name.to_string()))?;
-    storage.delete(&layout::token_name(name)).await?;
+    // A name made before names were claimed may be no key at all ("..").
+    if valid_name(name) {
+        storage.delete(&layout::token_name(name)).await?;
+    }
     Ok(info)
 }
 
@@ -408,6 +420,36 @@ mod tests {
         create(s.as_ref(), "ci", &role("read").unwrap(), None)
             .await
             .unwrap();
+    }
+
+    /// `.` and `..` are refused as names, not passed on as a bad storage key;
+    /// a legacy token of such a name can still be revoked.
+    #[tokio::test]
+    async fn dot_names_are_refused_and_legacy_ones_revoked() {
+        let (_dir, s) = store();
+        for name in [".", ".."] {
+            let made = create(s.as_ref(), name, &role("read").unwrap(), None).await;
+            assert!(
+                matches!(&made, Err(TokenError::Invalid(m)) if m.contains("not . or ..")),
+                "{name}: {:?}",
+                made.map(|_| ())
+            );
+            assert!(matches!(
+                revoke(s.as_ref(), name).await,
+                Err(TokenError::NotFound(_))
+            ));
+            let legacy = TokenInfo {
+                name: name.into(),
+                permissions: vec!["pull:**".into()],
+                created: now(),
+                expires: None,
+                last_used: None,
+                user: None,
+            };
+            store_info(s.as_ref(), legacy).await;
+            assert_eq!(revoke(s.as_ref(), name).await.unwrap().name, name);
+        }
+        assert!(list(s.as_ref()).await.unwrap().is_empty());
     }
 
     async fn store_info(s: &dyn Storage, info: TokenInfo) -> (String, TokenInfo) {

@@ -24,6 +24,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection but hangs would otherwise hold the command forever.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The most a `--url` command reads of an answer, so a server that streams
+/// without end fails the command instead of exhausting memory. The largest
+/// legitimate answers are `images ls` and a retention report over a whole
+/// store, about 300 bytes a tag (1 KiB with long names and many platforms):
+/// 256 MiB holds a listing of several hundred thousand tags.
+pub const MAX_ANSWER: usize = 256 << 20;
+
 /// How often `gc` asks the server how far it is.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -48,13 +55,17 @@ pub struct Remote {
 impl Remote {
     pub fn new(url: &str, token: Option<String>, timeout: Option<Duration>) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_string();
-        if !is_server_url(&base) {
+        if let Err(bad) = check_server_url(&base) {
+            let why = match bad {
+                BadUrl::NotHttp => "must be http:// or https:// and a host",
+                BadUrl::Credentials => {
+                    "must not hold a user or password: give a token (nora login, NORA_TOKEN or --token)"
+                }
+                BadUrl::QueryOrFragment => "must not have a query (?…) or fragment (#…)",
+            };
             return Err(ClientError::new(
                 ErrorKind::Invalid,
-                format!(
-                    "--url {:?} must be http:// or https:// and a host",
-                    shown(url)
-                ),
+                format!("--url {:?} {why}", shown(url)),
             ));
         }
         let http = http_client()?;
@@ -115,14 +126,20 @@ impl Remote {
             ClientError::new(ErrorKind::Unreachable, unreachable(&self.base, &e, limit))
         })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                return no_answer(limit);
-            }
-            ClientError::new(
+        let bytes = read_capped(resp, MAX_ANSWER).await.map_err(|e| match e {
+            ReadError::Http(e) if e.is_timeout() => no_answer(limit),
+            ReadError::Http(e) => ClientError::new(
                 ErrorKind::Unreachable,
                 format!("reading the answer of {}: {e}", shown(&url)),
-            )
+            ),
+            ReadError::TooBig(cap) => ClientError::new(
+                ErrorKind::Failed,
+                format!(
+                    "the answer of {} is over {} MiB, more than any nora sends: is this a nora server?",
+                    shown(&url),
+                    cap >> 20
+                ),
+            ),
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
@@ -171,10 +188,59 @@ pub fn quick_limit(timeout: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// An http(s) URL naming a host: what `--url` and `nora login` take.
-pub fn is_server_url(url: &str) -> bool {
-    (url.starts_with("http://") || url.starts_with("https://"))
-        && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+/// Why a URL cannot name a server.
+#[derive(Debug, PartialEq)]
+pub enum BadUrl {
+    NotHttp,
+    /// A user or password: reqwest would send it as Basic credentials in
+    /// place of the token, messages and `nora login` would show and store it.
+    Credentials,
+    /// The API's paths are appended to the URL: `?x=1` or `#f` would swallow
+    /// them.
+    QueryOrFragment,
+}
+
+/// What `--url` and `nora login` take: an http(s) URL naming a host, with an
+/// optional path prefix.
+pub fn check_server_url(url: &str) -> std::result::Result<(), BadUrl> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(BadUrl::NotHttp);
+    }
+    let u = reqwest::Url::parse(url).map_err(|_| BadUrl::NotHttp)?;
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(BadUrl::NotHttp);
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(BadUrl::Credentials);
+    }
+    if u.query().is_some() || u.fragment().is_some() || url.contains(['?', '#']) {
+        return Err(BadUrl::QueryOrFragment);
+    }
+    Ok(())
+}
+
+pub enum ReadError {
+    Http(reqwest::Error),
+    /// More than this many bytes.
+    TooBig(usize),
+}
+
+/// An answer's body, refused as soon as it is known to exceed `cap` bytes.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> std::result::Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ReadError::TooBig(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooBig(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `base` fit for a message: a password in it (`http://user:pw@host`,
@@ -221,6 +287,12 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn q(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `s` as one path segment: every byte but letters and digits escaped, so
+/// `/`, `?`, `#`, `%` and `+` reach the server as themselves.
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[async_trait]
@@ -295,12 +367,13 @@ impl Client for Remote {
     }
 
     async fn token_revoke(&self, name: &str) -> Result<TokenInfo> {
-        if name.is_empty() {
-            // `tokens/` is no token's path: answer as storage would.
-            return Err(ClientError::new(ErrorKind::NotFound, "no token named \"\""));
-        }
-        self.fetch(Method::DELETE, &format!("tokens/{}", q(name)))
-            .await
+        // URL parsers fold `.` and `..` segments away, even percent-encoded,
+        // and `tokens/` is the list: such names go as a query.
+        let path = match name {
+            "" | "." | ".." => format!("tokens?name={}", q(name)),
+            _ => format!("tokens/{}", segment(name)),
+        };
+        self.fetch(Method::DELETE, &path).await
     }
 }
 
@@ -324,11 +397,43 @@ mod tests {
     }
 
     #[test]
-    fn server_urls_need_a_scheme_and_a_host() {
-        assert!(is_server_url("http://127.0.0.1:4000") && is_server_url("https://reg.example"));
-        for bad in ["http://", "https://:4000", "ftp://x", "reg.example", ""] {
-            assert!(!is_server_url(bad), "{bad}");
+    fn server_urls_need_a_scheme_and_a_host_and_nothing_else() {
+        for good in [
+            "http://127.0.0.1:4000",
+            "https://reg.example",
+            "http://h:4101/",
+            "http://h:4101/nora/",
+        ] {
+            assert_eq!(check_server_url(good), Ok(()), "{good}");
         }
+        for bad in ["http://", "https://:4000", "ftp://x", "reg.example", ""] {
+            assert_eq!(check_server_url(bad), Err(BadUrl::NotHttp), "{bad}");
+        }
+        for bad in ["http://bob:pw@h:1", "http://bob@h:1", "http://:pw@h:1"] {
+            assert_eq!(check_server_url(bad), Err(BadUrl::Credentials), "{bad}");
+        }
+        for bad in [
+            "http://h:1?x=1",
+            "http://h:1/#f",
+            "http://h:1?",
+            "http://h:1#",
+        ] {
+            assert_eq!(check_server_url(bad), Err(BadUrl::QueryOrFragment), "{bad}");
+        }
+    }
+
+    /// Why dot names go as a query: a path segment of them never reaches the
+    /// server.
+    #[test]
+    fn dot_segments_are_folded_even_percent_encoded() {
+        for name in ["..", "%2E%2E", ".", "%2e"] {
+            let u = reqwest::Url::parse(&format!("http://h/api/v1/tokens/{name}")).unwrap();
+            assert!(
+                ["/api/v1/", "/api/v1/tokens/"].contains(&u.path()),
+                "{name}: {u}"
+            );
+        }
+        assert_eq!(segment("a.b@c/d e+%"), "a%2Eb%40c%2Fd%20e%2B%25");
     }
 
     #[test]

@@ -12,7 +12,11 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::client::remote::{http_client, quick_limit, root_cause, unreachable};
+use crate::auth::tokens::{LOGIN_TTL_MAX, LOGIN_TTL_MIN};
+use crate::client::remote::{
+    BadUrl, ReadError, check_server_url, http_client, quick_limit, read_capped, root_cause, shown,
+    unreachable,
+};
 use crate::ui::credentials::{self, Login};
 use crate::ui::format::rfc3339;
 use crate::ui::{CmdResult, Failure, Ui, block_on};
@@ -28,7 +32,7 @@ pub struct LoginArgs {
     /// Read the password from stdin instead of asking
     #[arg(long)]
     password_stdin: bool,
-    /// Lifetime of the login token (default 30d, at most 365d)
+    /// Lifetime of the login token (default 30d; from 1m to 365d)
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     expires: Option<Duration>,
     /// CI: exchange the platform's OIDC ID token (GitHub Actions, GitLab CI)
@@ -57,14 +61,20 @@ pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
     let url = arg
         .or_else(|| ui.global.url.clone())
         .ok_or_else(|| Failure::Usage("which server? give its URL (or --url / NORA_URL)".into()))?;
-    if !crate::client::remote::is_server_url(&url) {
-        return Err(Failure::Usage(format!(
-            "{:?} must be http:// or https:// and a host",
-            crate::client::remote::shown(&url)
-        )));
-    }
-    Ok(credentials::key(&url))
+    let why = match check_server_url(&url) {
+        Ok(()) => return Ok(credentials::key(&url)),
+        Err(BadUrl::NotHttp) => "must be http:// or https:// and a host",
+        Err(BadUrl::Credentials) => {
+            "must not hold a user or password (nora login takes the user with -u and the \
+             password at the prompt or on stdin with --password-stdin)"
+        }
+        Err(BadUrl::QueryOrFragment) => "must not have a query (?…) or fragment (#…)",
+    };
+    Err(Failure::Usage(format!("{:?} {why}", shown(&url))))
 }
+
+/// A token-granting answer is a few hundred bytes.
+const MAX_GRANT: usize = 64 * 1024;
 
 /// Login and logout answer in milliseconds: they wait as long as the
 /// admin API's quick calls (`--timeout`, default 60 s).
@@ -105,6 +115,16 @@ struct Granted {
 
 pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
     let url = server_of(args.server.clone(), &ui)?;
+    if let Some(d) = args.expires
+        && !(LOGIN_TTL_MIN..=LOGIN_TTL_MAX).contains(&d.as_secs())
+    {
+        return Err(Failure::Usage(format!(
+            "--expires must be from 1 minute to 365 days, not {} s",
+            d.as_secs()
+        )));
+    }
+    // A token granted and then not kept would stay live for its lifetime.
+    credentials::check_writable().map_err(Failure::Failed)?;
     if args.oidc {
         return oidc(args, &url, ui);
     }
@@ -147,16 +167,24 @@ pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
             .await;
         answer(&http, &url, resp, "login").await
     })?;
-    let expires = crate::auth::tokens::now() + granted.expires_in;
-    let file = credentials::put(
+    let expires = crate::auth::tokens::now().saturating_add(granted.expires_in);
+    let stored = credentials::put(
         &url,
         Login {
-            token: granted.token,
+            token: granted.token.clone(),
             user: Some(user.clone()),
             expires: Some(expires),
         },
-    )
-    .map_err(Failure::Failed)?;
+    );
+    let file = match stored {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(Failure::Failed(format!(
+                "{e}; {}",
+                revoke(&ui, &url, &granted)
+            )));
+        }
+    };
     if ui.json() {
         return ui.print_json(&serde_json::json!({
             "url": url, "user": user, "token_name": granted.name,
@@ -175,6 +203,33 @@ pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
     Ok(())
 }
 
+/// Revokes a login token that could not be stored (best effort); says how
+/// that went.
+fn revoke(ui: &Ui, url: &str, granted: &Granted) -> String {
+    let name = granted.name.as_deref().unwrap_or("login-…");
+    let outcome = block_on(async {
+        let http = Http::new(ui)?;
+        http.request(reqwest::Method::DELETE, &format!("{url}/auth/login"))
+            .bearer_auth(&granted.token)
+            .send()
+            .await
+            .map_err(|e| http.failure(url, &e))
+    });
+    match outcome {
+        Ok(r) if r.status().is_success() => {
+            format!("the login token just granted ({name}) was revoked")
+        }
+        Ok(r) => format!(
+            "{url} did not revoke the login token just granted ({}): run `nora token revoke {name}`",
+            r.status().as_u16()
+        ),
+        Err(e) => format!(
+            "the login token just granted could not be revoked ({}): run `nora token revoke {name}`",
+            e.message()
+        ),
+    }
+}
+
 fn prompts() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
@@ -188,7 +243,13 @@ async fn answer(
 ) -> Result<Granted, Failure> {
     let resp = resp.map_err(|e| http.failure(url, &e))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| http.failure(url, &e))?;
+    let bytes = read_capped(resp, MAX_GRANT).await.map_err(|e| match e {
+        ReadError::Http(e) => http.failure(url, &e),
+        ReadError::TooBig(cap) => Failure::Failed(format!(
+            "{url} answered the {what} with over {} KiB (is this a nora server?)",
+            cap >> 10
+        )),
+    })?;
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status.is_success() {
         return serde_json::from_value(body).map_err(|_| {
@@ -221,7 +282,7 @@ fn oidc(args: LoginArgs, url: &str, ui: Ui) -> CmdResult {
             .await;
         answer(&http, url, resp, "OIDC login").await
     })?;
-    let expires = crate::auth::tokens::now() + granted.expires_in;
+    let expires = crate::auth::tokens::now().saturating_add(granted.expires_in);
     let file = credentials::put(
         url,
         Login {
@@ -291,7 +352,10 @@ async fn id_token(http: &Http, args: &LoginArgs, audience: &str) -> Result<Strin
                 ))
             })?;
         let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let body: serde_json::Value = match read_capped(resp, MAX_GRANT).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
         return match body["value"].as_str() {
             Some(v) if status.is_success() => Ok(v.to_string()),
             _ => Err(Failure::Failed(format!(

@@ -92,9 +92,7 @@ async fn dispatch(
     match (method.as_str(), path.trim_end_matches('/')) {
         ("GET", "images") => ok(&client.images().await?),
         ("GET", "inspect") => {
-            let reference = form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "ref")
-                .map(|(_, v)| v.into_owned())
+            let reference = query_param(query, "ref")
                 .ok_or_else(|| invalid("the query parameter ref is required"))?;
             ok(&client.inspect(&reference).await?)
         }
@@ -128,6 +126,14 @@ async fn dispatch(
                 .into_owned();
             ok(&client.token_revoke(&name).await?)
         }
+        // A name that is `.`, `..` or empty is no path segment a URL keeps
+        // (URL parsers fold dot segments away, even percent-encoded).
+        ("DELETE", "tokens") => {
+            let name = query_param(query, "name").ok_or_else(|| {
+                invalid("name the token: DELETE /api/v1/tokens/NAME or /api/v1/tokens?name=NAME")
+            })?;
+            ok(&client.token_revoke(&name).await?)
+        }
         ("GET", "jobs") => ok(&jobs.status()),
         (_, p) => match allowed_methods(p) {
             Some(allow) => {
@@ -150,12 +156,18 @@ async fn dispatch(
     }
 }
 
+fn query_param(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// The methods an admin endpoint takes, for a 405's `Allow`.
 fn allowed_methods(path: &str) -> Option<&'static str> {
     Some(match path {
         "images" | "inspect" | "usage" | "jobs" => "GET",
         "tag" | "delete" | "gc" | "retention" => "POST",
-        "tokens" => "GET, POST",
+        "tokens" => "GET, POST, DELETE",
         p if p.starts_with("tokens/") => "DELETE",
         _ => return None,
     })

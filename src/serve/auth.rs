@@ -10,6 +10,7 @@ use warp::reply::Response;
 
 use super::oci::response::{error_of, json, set};
 use crate::auth::perms::Action;
+use crate::auth::tokens::{LOGIN_TTL_MAX, LOGIN_TTL_MIN};
 use crate::auth::{Auth, Principal};
 use crate::registry::error::Code;
 
@@ -325,7 +326,6 @@ async fn oidc_token(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Response {
 /// How long a login token lives unless the client asks for less (or more,
 /// up to `LOGIN_TTL_MAX`).
 const LOGIN_TTL: u64 = 30 * 24 * 3600;
-const LOGIN_TTL_MAX: u64 = 365 * 24 * 3600;
 
 /// `POST /auth/login` (`nora login`): a user name and password (Basic) in,
 /// a login token out, `{"token", "name", "expires_in"}`; optional JSON body
@@ -392,7 +392,9 @@ fn login_ttl(body: &[u8]) -> Result<u64, String> {
         return Ok(LOGIN_TTL);
     }
     let usage = || {
-        format!("the body must be {{\"expires_in\": SECONDS}}, SECONDS from 60 to {LOGIN_TTL_MAX}")
+        format!(
+            "the body must be {{\"expires_in\": SECONDS}}, SECONDS from {LOGIN_TTL_MIN} to {LOGIN_TTL_MAX}"
+        )
     };
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| usage())?;
     let Some(obj) = v.as_object() else {
@@ -402,7 +404,7 @@ fn login_ttl(body: &[u8]) -> Result<u64, String> {
         None | Some(serde_json::Value::Null) => Ok(LOGIN_TTL),
         Some(n) => n
             .as_u64()
-            .filter(|s| (60..=LOGIN_TTL_MAX).contains(s))
+            .filter(|s| (LOGIN_TTL_MIN..=LOGIN_TTL_MAX).contains(s))
             .ok_or_else(usage),
     }
 }

@@ -79,6 +79,35 @@ pub fn put(url: &str, login: Login) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Fails where `put` would, before a login asks the server for a token it
+/// could then not keep: a file that cannot be read, a directory in its
+/// place, no directory to write it in.
+pub fn check_writable() -> Result<PathBuf, String> {
+    let path = path()?;
+    writable(&path)?;
+    Ok(path)
+}
+
+fn writable(path: &Path) -> Result<(), String> {
+    load(path)?;
+    let dir = dir_of(path);
+    // The directories `put` would create hang off the nearest that exists.
+    let mut at = dir;
+    while !at.exists() {
+        match at.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(up) => at = up,
+            None => break,
+        }
+    }
+    let cannot = |why: String| format!("cannot write {}: {why}", path.display());
+    if !at.is_dir() {
+        return Err(cannot(format!("{} is not a directory", at.display())));
+    }
+    // An unnamed file where the kernel supports it: nothing left behind.
+    tempfile::tempfile_in(at).map_err(|e| cannot(format!("{}: {e}", at.display())))?;
+    Ok(())
+}
+
 /// Forgets the login for `url`; returns it if there was one.
 pub fn remove(url: &str) -> Result<Option<Login>, String> {
     let path = path()?;
@@ -135,10 +164,7 @@ pub fn put_container_auth(host: &str, user: &str, password: &str) -> Result<Path
 /// Writes `bytes` to `path` with mode 0600 (directory 0700 when created),
 /// through a temporary file and a rename.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -154,6 +180,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 #[cfg(test)]
@@ -177,5 +209,27 @@ mod tests {
             assert_eq!(dmode & 0o777, 0o700);
         }
         assert_eq!(key("http://h:1/"), "http://h:1");
+    }
+
+    #[test]
+    fn what_cannot_be_written_is_known_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "").unwrap();
+        let nested = dir.path().join("a/b/creds.toml");
+        assert_eq!(writable(&nested), Ok(()));
+        assert!(!dir.path().join("a").exists(), "nothing created");
+        assert_eq!(writable(&file), Ok(()));
+        for bad in [
+            dir.path().to_path_buf(),
+            file.join("creds.toml"),
+            file.join("sub/creds.toml"),
+        ] {
+            let e = writable(&bad).unwrap_err();
+            assert!(e.contains(&bad.display().to_string()), "{e}");
+            assert!(e.contains("directory"), "{e}");
+        }
+        std::fs::write(&file, "not toml [").unwrap();
+        assert!(writable(&file).is_err());
     }
 }

@@ -3,7 +3,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod docs;
+mod login;
 mod ops;
+mod remote;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Stdio};
@@ -288,5 +291,60 @@ fn unwritable_output_is_not_a_panic() {
             stderr_of(&out)
         );
         assert_eq!(stderr_of(&out), "");
+    }
+}
+
+/// A password in `--url` is masked the same way: `serve` (like backup and
+/// the other commands that ignore `--url`) would run on with it in view.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_url_password_is_hidden_from_ps() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["--url=http://ci:s3cret@reg:1", "http://ci:s3cret@reg:1"] {
+        let mut args = vec!["serve"];
+        if !url.starts_with("--") {
+            args.push("--url");
+        }
+        args.push(url);
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_nora"))
+            .args(&args)
+            .env_remove("NORA_CONFIG")
+            .env("NORA_PORT", "0")
+            .env("NORA_STORAGE_PATH", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let seen =
+                String::from_utf8_lossy(&std::fs::read(&cmdline).unwrap()).replace('\0', " ");
+            let ours = seen.contains("--url");
+            if (ours && !seen.contains("s3cret")) || std::time::Instant::now() > deadline {
+                break seen;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen.contains("http://ci:******@reg:1"), "ps shows: {seen}");
+    }
+}
+
+/// A variable defined as nothing (a CI variable left empty) counts as unset,
+/// not as a bad --url or --timeout nobody gave.
+#[test]
+fn empty_url_and_timeout_variables_are_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    for var in ["NORA_URL", "NORA_TIMEOUT"] {
+        let out = nora()
+            .env(var, "")
+            .args(["images", "ls", "-o", "json", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     }
 }

@@ -228,7 +228,7 @@ fn bad_input_is_one_line_and_the_right_exit_code() {
     assert!(err.contains("cannot reach http://127.0.0.1:1"), "{err}");
     let (_, err) = run(
         &["images", "ls", "--url", "http://ci:s3cret@127.0.0.1:1"],
-        1,
+        2,
     );
     assert!(err.contains("ci:***@") && !err.contains("s3cret"), "{err}");
     let (_, err) = run(&["images", "ls", "--url", "ftp://x"], 2);
