@@ -136,6 +136,23 @@ fn main() -> ExitCode {
     }
     ui::hide_args::hide_secret_args();
     let command = cli.command.unwrap_or(Command::Serve(Default::default()));
+    // These work on storage only: given `--url`, a backup would copy the
+    // local store and not the server the operator named.
+    if url_flag {
+        let storage_only = match &command {
+            Command::Serve(_) => Some("serve"),
+            Command::Backup(_) => Some("backup"),
+            Command::Restore(_) => Some("restore"),
+            Command::Migrate(_) => Some("migrate"),
+            _ => None,
+        };
+        if let Some(name) = storage_only {
+            eprintln!(
+                "nora: {name} works on storage, not through --url: run it where the storage is (--data-dir, or the config's [storage])"
+            );
+            return ExitCode::from(2);
+        }
+    }
     if let Command::Completions(args) = command {
         return exit(cmd::completions::run::<Cli>(args));
     }

@@ -84,6 +84,9 @@ fn stamp(what: &str) -> String {
 impl Registry {
     pub async fn gc(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
         let started = Instant::now();
+        // Counted from before the lock is taken: a Ctrl-C from then on
+        // lets it go (see crate::stop).
+        let _counted = crate::stop::Holding::new();
         self.gc_lock().await?;
         let mut report = self
             .holding(layout::GC_LOCK, self.gc_locked(opts, progress))
@@ -100,6 +103,7 @@ impl Registry {
     /// stale). A gc writes its lock then looks for holds; a backup writes
     /// its hold then looks at the lock: one of them always sees the other.
     pub async fn with_gc_paused<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let _counted = crate::stop::Holding::new();
         let hold = layout::gc_hold(&format!("{:032x}", rand::random::<u128>()));
         self.storage
             .put_bytes(&hold, stamp("started").into())
@@ -119,7 +123,6 @@ impl Registry {
     /// step of a gc or a backup is safe to cut off, and the next gc sorts
     /// out what it left in the trash; its lock is not left behind.
     async fn holding<T>(&self, key: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let _counted = crate::stop::Holding::new();
         let (stop, heartbeat) = self.heartbeat(key);
         let result = tokio::select! {
             r = work => r,
