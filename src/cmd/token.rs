@@ -76,6 +76,14 @@ pub fn run(args: TokenArgs, ui: Ui) -> CmdResult {
             if ui.json() {
                 return ui.print_json(&list);
             }
+            // Only what was asked for: the names, as `images ls -q` prints
+            // references (for `xargs -n1 nora token revoke`).
+            if ui.global.quiet {
+                for tok in &list {
+                    crate::outln!("{}", crate::ui::format::printable(&tok.name));
+                }
+                return Ok(());
+            }
             let mut t = Table::new(vec![
                 "NAME",
                 "PERMISSIONS",

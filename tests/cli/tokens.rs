@@ -64,3 +64,28 @@ fn dot_token_names_get_the_same_answer_both_ways() {
         assert_eq!(err.trim(), "nora: no token named \"a b+c/d\"", "{via:?}");
     }
 }
+
+/// `token ls -q` prints the names alone, one a line.
+#[test]
+fn quiet_token_listing_is_names() {
+    let server = Server::start();
+    let data = server.data.to_str().unwrap();
+    for name in ["ci-a", "ci-b"] {
+        let args = [
+            "token",
+            "create",
+            "--name",
+            name,
+            "--role",
+            "read",
+            "--data-dir",
+            data,
+        ];
+        assert_eq!(run(&args, &[]).0, Some(0));
+    }
+    for via in [["--url", server.url.as_str()], ["--data-dir", data]] {
+        let (code, out, err) = run(&["token", "ls", "-q", via[0], via[1]], &[]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out, "ci-a\nci-b\n", "{via:?}");
+    }
+}
