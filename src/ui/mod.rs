@@ -175,6 +175,7 @@ impl Ui {
                 _ => stored_token(url)?,
             };
             let timeout = self.global.timeout.map(std::time::Duration::from_secs);
+            tracing::info!(url = %url, token = token.is_some(), "working through the admin API");
             return Ok(Box::new(Remote::new(url, token, timeout)?));
         }
         let path = &self.config.storage.path;
@@ -184,6 +185,10 @@ impl Ui {
                 path.display()
             )));
         }
+        tracing::info!(
+            storage = %crate::storage::describe(&self.config.storage),
+            "working on storage directly"
+        );
         Ok(Box::new(Local::open(&self.config)?))
     }
 

@@ -331,3 +331,17 @@ fn empty_url_and_timeout_variables_are_unset() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     }
 }
+
+/// `-v` says where a command works; without it, nothing is logged.
+#[test]
+fn verbose_says_where_a_command_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["images", "ls", "--data-dir", dir.path().to_str().unwrap()];
+    let out = nora().args(args).arg("-v").output().unwrap();
+    assert!(
+        stderr_of(&out).contains("working on storage directly"),
+        "{out:?}"
+    );
+    let out = nora().args(args).output().unwrap();
+    assert_eq!(stderr_of(&out), "");
+}
