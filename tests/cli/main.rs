@@ -20,6 +20,26 @@ fn nora() -> Command {
     c
 }
 
+/// Runs nora with `args` and `env`, no NORA_URL/TOKEN/TIMEOUT of the caller; returns (exit code, stdout, stderr).
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = nora();
+    cmd.env("NO_COLOR", "1")
+        .env_remove("NORA_URL")
+        .env_remove("NORA_TOKEN")
+        .env_remove("NORA_TIMEOUT")
+        .args(args)
+        .timeout(Duration::from_secs(60));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }

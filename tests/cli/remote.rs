@@ -5,27 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use super::nora;
-
-/// Runs nora with `args` and `env`; returns (exit code, stdout, stderr).
-fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut cmd = nora();
-    cmd.env("NO_COLOR", "1")
-        .env_remove("NORA_URL")
-        .env_remove("NORA_TOKEN")
-        .env_remove("NORA_TIMEOUT")
-        .args(args)
-        .timeout(Duration::from_secs(60));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use super::run_with_env as run;
 
 #[test]
 fn urls_with_credentials_query_or_fragment_are_usage_errors() {

@@ -1,29 +1,7 @@
 //! Token names over `--url` and on storage: the same answer both ways.
 
-use std::time::Duration;
-
 use super::common::Server;
-use super::nora;
-
-/// Runs nora with `args` and `env`; returns (exit code, stdout, stderr).
-fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut cmd = nora();
-    cmd.env("NO_COLOR", "1")
-        .env_remove("NORA_URL")
-        .env_remove("NORA_TOKEN")
-        .env_remove("NORA_TIMEOUT")
-        .args(args)
-        .timeout(Duration::from_secs(60));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use super::run_with_env as run;
 
 /// `.` and `..` reach the server as names (a URL path would fold them
 /// away) and get storage's answer; as new names they are refused alike.
