@@ -128,7 +128,7 @@ pub async fn create(
     }
     let claim = layout::token_name(name);
     match storage
-        .put_if_absent(&claim, crate::storage::once(bytes::Bytes::new()))
+        .put_if_absent(&claim, crate::storage::unique_claim())
         .await
     {
         Ok(_) => {}

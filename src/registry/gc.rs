@@ -77,8 +77,14 @@ fn unix_now() -> u64 {
 }
 
 /// What a lock or hold object holds: for people reading the bucket.
+/// Unique to its writer (`by`), so that S3 can tell a gc's own lock from
+/// another's (see `storage::unique_claim`).
 fn stamp(what: &str) -> String {
-    format!("{{\"{what}\":{}}}", unix_now())
+    format!(
+        "{{\"{what}\":{},\"by\":\"{:032x}\"}}",
+        unix_now(),
+        rand::random::<u128>()
+    )
 }
 
 impl Registry {

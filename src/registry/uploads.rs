@@ -374,7 +374,7 @@ impl Registry {
         let key = layout::upload_closing(id);
         let claim = || {
             self.storage
-                .put_if_absent(&key, crate::storage::once(bytes::Bytes::new()))
+                .put_if_absent(&key, crate::storage::unique_claim())
         };
         let taken = match claim().await {
             Err(StorageError::AlreadyExists(_)) if !self.closing(id).await? => {

@@ -11,6 +11,8 @@ pub mod fs;
 pub mod layout;
 pub mod s3;
 #[cfg(test)]
+mod s3_faults;
+#[cfg(test)]
 pub mod suite;
 pub mod transfer;
 
@@ -214,6 +216,13 @@ pub fn describe(cfg: &crate::config::Storage) -> String {
 /// A one-chunk stream, for small values.
 pub fn once(data: Bytes) -> ByteStream {
     Box::pin(futures_util::stream::once(async move { Ok(data) }))
+}
+
+/// What a `put_if_absent` that only claims a key writes: bytes no other
+/// writer writes, so that a backend can tell its own earlier write from
+/// another's (see `S3Storage::holds`).
+pub fn unique_claim() -> ByteStream {
+    once(format!("{:032x}\n", rand::random::<u128>()).into())
 }
 
 /// Rejects keys that could escape the storage root or alias another key.

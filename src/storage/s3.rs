@@ -140,7 +140,32 @@ impl S3Storage {
         from: u64,
         to: u64,
     ) -> std::result::Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
-        get_ranged(&self.client, &self.bucket, k, from, to).await
+        get_ranged(&self.client, &self.bucket, k, from, to, None).await
+    }
+
+    /// Whether object `k` holds exactly `ours`. A conditional PUT whose
+    /// answer was lost is sent again by the SDK and then refused (412)
+    /// because the first one stored it: that is this request's own write,
+    /// not another's. (Callers make what they write with `put_if_absent`
+    /// unique to the writer, so equal bytes mean the write was ours.)
+    async fn holds(&self, k: &str, ours: &Bytes) -> bool {
+        let Ok(out) = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(k)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        if out.content_length() != Some(ours.len() as i64) {
+            return false;
+        }
+        match out.body.collect().await {
+            Ok(stored) => stored.into_bytes() == *ours,
+            Err(_) => false,
+        }
     }
 
     async fn get_whole(&self, key: &str, k: &str) -> Result<GetObject> {
@@ -170,12 +195,15 @@ impl S3Storage {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&k)
-                .body(S3Body::from(first));
+                .body(S3Body::from(first.clone()));
             if if_absent {
                 req = req.if_none_match("*");
             }
-            req.send().await.map_err(|e| put_error(&k, e))?;
-            return Ok(size);
+            return match req.send().await.map_err(|e| put_error(&k, e)) {
+                Err(StorageError::AlreadyExists(_)) if self.holds(&k, &first).await => Ok(size),
+                Err(e) => Err(e),
+                Ok(_) => Ok(size),
+            };
         }
         let upload = self
             .client
@@ -459,21 +487,102 @@ fn why(e: &dyn std::error::Error) -> String {
     said.join(": ")
 }
 
-/// Bytes `from..=to` of object `k`.
+/// Bytes `from..=to` of object `k`; with `etag`, only of that version of it.
 async fn get_ranged(
     client: &Client,
     bucket: &str,
     k: &str,
     from: u64,
     to: u64,
+    etag: Option<&str>,
 ) -> std::result::Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
     client
         .get_object()
         .bucket(bucket)
         .key(k)
         .range(format!("bytes={from}-{to}"))
+        .set_if_match(etag.map(String::from))
         .send()
         .await
+}
+
+/// How often a read S3 cut off mid-body is taken up again where it stopped.
+/// (The SDK retries a request that fails before its body; a body is ours.)
+const BODY_RETRIES: u32 = 3;
+
+/// Bytes `from..=to` of object `k`, as a stream that survives S3 cutting
+/// the body off: it asks again from the first byte not yet sent, for the
+/// same version of the object (`etag`), so the bytes are never mixed from
+/// two versions; it fails after BODY_RETRIES cuts. `body` is a first
+/// answer's, when there is one.
+fn resuming(
+    client: Client,
+    bucket: String,
+    k: String,
+    (from, to): (u64, u64),
+    body: Option<S3Body>,
+    etag: Option<String>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
+    struct Read {
+        client: Client,
+        bucket: String,
+        k: String,
+        next: u64,
+        to: u64,
+        body: Option<S3Body>,
+        etag: Option<String>,
+        cuts: u32,
+        over: bool,
+    }
+    let state = Read {
+        client,
+        bucket,
+        k,
+        next: from,
+        to,
+        body,
+        etag,
+        cuts: 0,
+        over: false,
+    };
+    futures_util::stream::unfold(state, |mut r| async move {
+        loop {
+            if r.over || r.next > r.to {
+                return None;
+            }
+            let Some(body) = r.body.as_mut() else {
+                match get_ranged(&r.client, &r.bucket, &r.k, r.next, r.to, r.etag.as_deref()).await
+                {
+                    Ok(out) => r.body = Some(out.body),
+                    Err(e) => {
+                        r.over = true;
+                        let e = io::Error::other(format!("S3 GetObject {}: {}", r.k, sdk_why(&e)));
+                        return Some((Err(e), r));
+                    }
+                }
+                continue;
+            };
+            let cut = match body.next().await {
+                Some(Ok(chunk)) => {
+                    r.next += chunk.len() as u64;
+                    return Some((Ok(chunk), r));
+                }
+                Some(Err(e)) => body_error(e),
+                None => io::Error::other(format!(
+                    "S3 ended the body of {} {} bytes early",
+                    r.k,
+                    r.to + 1 - r.next
+                )),
+            };
+            r.body = None;
+            r.cuts += 1;
+            if r.cuts > BODY_RETRIES {
+                r.over = true;
+                return Some((Err(cut), r));
+            }
+            tracing::debug!(key = %r.k, at = r.next, error = %cut, "S3 read cut off, taken up again");
+        }
+    })
 }
 
 /// One part of a large object, read whole (GET_AHEAD of them at a time), as
@@ -482,18 +591,14 @@ async fn fetch_range(
     client: Client,
     bucket: String,
     k: String,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
+    etag: Option<String>,
 ) -> io::Result<Vec<Bytes>> {
-    let out = get_ranged(&client, &bucket, &k, from, to)
-        .await
-        .map_err(|e| io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e))))?;
+    let mut body = std::pin::pin!(resuming(client, bucket, k.clone(), (from, to), None, etag));
     let mut chunks = Vec::new();
     let mut len = 0u64;
-    let mut body = out.body;
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| io::Error::other(format!("reading {k}: {}", body_error(e))))?;
+        let chunk = chunk.map_err(|e| io::Error::other(format!("reading {k}: {e}")))?;
         len += chunk.len() as u64;
         chunks.push(chunk);
     }
@@ -749,7 +854,15 @@ impl Storage for S3Storage {
             return Err(StorageError::InvalidRange);
         }
         let last = range.map_or(size.saturating_sub(1), |r| r.end);
-        let first: ByteStream = Box::pin(body_stream(out.body));
+        let etag = out.e_tag().map(String::from);
+        let first: ByteStream = Box::pin(resuming(
+            self.client.clone(),
+            self.bucket.clone(),
+            k.clone(),
+            (start, first_end.min(last)),
+            Some(out.body),
+            etag.clone(),
+        ));
         if first_end >= last {
             return Ok(GetObject { size, body: first });
         }
@@ -760,17 +873,14 @@ impl Storage for S3Storage {
         // from one more ranged request at the reader's pace instead, holding
         // no part in memory: 16 slow readers took 20 MiB each before.
         let Ok(own) = self.spare.clone().try_acquire_owned() else {
-            let (client, bucket, from) = (self.client.clone(), self.bucket.clone(), first_end + 1);
-            let rest = futures_util::stream::once(async move {
-                match get_ranged(&client, &bucket, &k, from, last).await {
-                    Ok(out) => body_stream(out.body).left_stream(),
-                    Err(e) => {
-                        let e = io::Error::other(format!("S3 GetObject {k}: {}", sdk_why(&e)));
-                        futures_util::stream::once(async move { Err(e) }).right_stream()
-                    }
-                }
-            })
-            .flatten();
+            let rest = resuming(
+                self.client.clone(),
+                self.bucket.clone(),
+                k,
+                (first_end + 1, last),
+                None,
+                etag,
+            );
             return Ok(GetObject {
                 size,
                 body: Box::pin(first.chain(rest)),
@@ -803,7 +913,13 @@ impl Storage for S3Storage {
                     let Some((from, to)) = ranges.next() else {
                         break;
                     };
-                    let fetch = fetch_range(client.clone(), bucket.clone(), k.clone(), from, to);
+                    let fetch = fetch_range(
+                        client.clone(),
+                        bucket.clone(),
+                        k.clone(),
+                        (from, to),
+                        etag.clone(),
+                    );
                     ahead.push_back(tokio::spawn(async move { (fetch.await, lent) }));
                 }
                 let Some(next) = ahead.pop_front() else {
@@ -1066,7 +1182,7 @@ mod lazy_chain {
 
 #[cfg(test)]
 #[path = "../../tests/common/s3.rs"]
-mod test_server;
+pub(super) mod test_server;
 
 #[cfg(test)]
 mod tests {
