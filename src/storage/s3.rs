@@ -149,23 +149,21 @@ impl S3Storage {
     /// not another's. (Callers make what they write with `put_if_absent`
     /// unique to the writer, so equal bytes mean the write was ours.)
     async fn holds(&self, k: &str, ours: &Bytes) -> bool {
-        let Ok(out) = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(k)
-            .send()
-            .await
-        else {
+        let Ok(got) = self.get_whole(k, k).await else {
             return false;
         };
-        if out.content_length() != Some(ours.len() as i64) {
+        if got.size != ours.len() as u64 {
             return false;
         }
-        match out.body.collect().await {
-            Ok(stored) => stored.into_bytes() == *ours,
-            Err(_) => false,
+        let mut stored = Vec::with_capacity(ours.len());
+        let mut body = got.body;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => stored.extend_from_slice(&c),
+                Err(_) => return false,
+            }
         }
+        stored == ours[..]
     }
 
     async fn get_whole(&self, key: &str, k: &str) -> Result<GetObject> {
