@@ -565,10 +565,16 @@ impl Config {
         };
         let (mut config, origin) = match &file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = read_small_file(path, MAX_SMALL_FILE)
+                    .and_then(|raw| {
+                        String::from_utf8(raw).map_err(|_| {
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                        })
+                    })
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.clone(),
                     message: e.to_string().trim_end().replace('\n', " "),
@@ -746,6 +752,28 @@ impl Config {
             _ => format!("{host}:{}", self.server.port),
         }
     }
+}
+
+/// The most read of a configuration or credentials file: far more than
+/// any real one, and a bound when the path names `/dev/zero` or a pipe
+/// that never ends (read whole, it took all memory).
+pub const MAX_SMALL_FILE: u64 = 1 << 20;
+
+/// A file of at most `limit` bytes, read whole (pipes included, as
+/// `--config <(...)` gives one); a longer one is an error.
+pub fn read_small_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut raw)?;
+    if raw.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB", limit >> 10),
+        ));
+    }
+    Ok(raw)
 }
 
 #[cfg(test)]

@@ -17,26 +17,51 @@ use super::digest::Digest;
 use super::error::Result;
 use crate::storage::{StorageError, layout};
 
-/// A blob younger than this needs no marker (its upload protects it), and a
-/// process writes one blob's marker at most this often.
-const MARK_EVERY: Duration = Duration::from_secs(60);
+/// A blob younger than `every` needs no marker (its upload protects it),
+/// and a process writes one blob's marker at most that often. Half the
+/// configured gc grace, so a marker is always younger than the grace
+/// (at most a minute: a write per blob a minute costs nothing; at least a
+/// second).
+const MARK_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+const MARK_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// Past this many remembered digests the memory starts over.
 const REMEMBER_AT_MOST: usize = 10_000;
 
-/// When this process last marked each digest.
-#[derive(Default)]
-pub struct Marked(Mutex<HashMap<Digest, Instant>>);
+/// When this process last marked each digest, and how often it marks.
+pub struct Marked {
+    last: Mutex<HashMap<Digest, Instant>>,
+    every: Duration,
+}
+
+impl Default for Marked {
+    fn default() -> Self {
+        Marked {
+            last: Mutex::default(),
+            every: MARK_AT_MOST_EVERY,
+        }
+    }
+}
+
+impl Registry {
+    /// Marks found blobs often enough for gc's configured `grace` (a gc
+    /// run with a shorter `--grace` than configured is not covered).
+    pub fn with_gc_grace(mut self, grace: Duration) -> Self {
+        self.marked.every = (grace / 2).clamp(MARK_AT_LEAST_EVERY, MARK_AT_MOST_EVERY);
+        self
+    }
+}
 
 impl Registry {
     /// Notes that a client found blob `d`, last written at `modified`.
     /// Best effort: a failed write costs at worst the push a retry.
     pub(super) async fn note_found(&self, d: &Digest, modified: SystemTime) {
-        if modified.elapsed().unwrap_or_default() < MARK_EVERY {
+        let every = self.marked.every;
+        if modified.elapsed().unwrap_or_default() < every {
             return;
         }
         {
-            let mut marked = self.marked.0.lock().unwrap_or_else(|p| p.into_inner());
-            if marked.get(d).is_some_and(|t| t.elapsed() < MARK_EVERY) {
+            let mut marked = self.marked.last.lock().unwrap_or_else(|p| p.into_inner());
+            if marked.get(d).is_some_and(|t| t.elapsed() < every) {
                 return;
             }
             if marked.len() >= REMEMBER_AT_MOST {
@@ -119,6 +144,18 @@ mod tests {
         assert_eq!(gc(&reg).await.blobs_removed, 2);
         assert!(!dir.path().join(layout::gc_used(&headed)).exists());
         assert!(!dir.path().join(layout::gc_used(&mounted)).exists());
+    }
+
+    /// With a short configured grace, a blob found seconds after its
+    /// upload is marked too (a minute's threshold left it unprotected).
+    #[tokio::test]
+    async fn a_short_grace_marks_sooner() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path()).with_gc_grace(Duration::from_secs(3));
+        let d = push_blob(&reg, "a", b"found after four seconds").await;
+        age(&dir.path().join(layout::blob(&d)), Duration::from_secs(4));
+        reg.blob_size("a", &d).await.unwrap();
+        assert!(dir.path().join(layout::gc_used(&d)).exists());
     }
 
     /// A young blob needs no marker: its upload protects it.

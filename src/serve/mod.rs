@@ -29,7 +29,8 @@ use request_log::RequestLog;
 /// comes back as well, for its temp-file housekeeping.
 pub fn open_registry(config: &Config) -> std::io::Result<(Arc<Registry>, Option<Arc<FsStorage>>)> {
     let (storage, fs) = crate::storage::open(&config.storage)?;
-    let reg = Arc::new(Registry::new(storage, config.storage.upload_ttl));
+    let reg =
+        Arc::new(Registry::new(storage, config.storage.upload_ttl).with_gc_grace(config.gc.grace));
     Ok((reg, fs))
 }
 

@@ -56,8 +56,10 @@ pub fn key(url: &str) -> String {
 }
 
 fn load(path: &Path) -> Result<File, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+    let max = crate::config::MAX_SMALL_FILE;
+    match crate::config::read_small_file(path, max) {
+        Ok(raw) => toml::from_str(&String::from_utf8_lossy(&raw))
+            .map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
@@ -137,7 +139,8 @@ pub fn container_auth_path() -> Result<PathBuf, String> {
 /// entry and key (credHelpers, proxies…) as it was.
 pub fn put_container_auth(host: &str, user: &str, password: &str) -> Result<PathBuf, String> {
     let path = container_auth_path()?;
-    let mut doc: serde_json::Value = match std::fs::read(&path) {
+    let read = crate::config::read_small_file(&path, crate::config::MAX_SMALL_FILE);
+    let mut doc: serde_json::Value = match read {
         Ok(raw) if raw.iter().all(u8::is_ascii_whitespace) => serde_json::json!({}),
         Ok(raw) => serde_json::from_slice(&raw)
             .map_err(|e| format!("{} is not JSON ({e}); not touching it", path.display()))?,

@@ -365,3 +365,24 @@ fn verbose_says_where_a_command_works() {
     let out = nora().args(args).output().unwrap();
     assert_eq!(stderr_of(&out), "");
 }
+
+/// A configuration or credentials path that never ends (`/dev/zero`) is an
+/// error, not a read until memory runs out.
+#[test]
+fn endless_config_and_credentials_files_are_refused() {
+    let out = nora()
+        .args(["--config", "/dev/zero", "images", "ls"])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("larger than"), "{out:?}");
+    let out = nora()
+        .env("NORA_CREDENTIALS", "/dev/zero")
+        .args(["images", "ls", "--url", "http://127.0.0.1:1"])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr_of(&out).contains("larger than"), "{out:?}");
+}
