@@ -25,13 +25,7 @@ async fn pushes_survive_a_gc_loop_with_zero_grace() {
             let mut runs = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 if runs.is_multiple_of(2) {
-                    let r = c
-                        .http
-                        .post(c.u("/api/v1/gc"))
-                        .body(r#"{"grace_seconds":0}"#)
-                        .send()
-                        .await
-                        .unwrap();
+                    let r = c.gc(0).await;
                     assert!(r.status() == 200 || r.status() == 409, "gc: {}", r.status());
                 } else {
                     let data = data.clone();
@@ -100,13 +94,7 @@ async fn pushes_survive_a_gc_loop_with_zero_grace() {
         verify_pull(&c, repo, tag, d).await;
     }
     // And after a final, quiet collection.
-    let r = c
-        .http
-        .post(c.u("/api/v1/gc"))
-        .body(r#"{"grace_seconds":0}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = c.gc(0).await;
     assert_eq!(r.status(), 200);
     for (repo, tag, d) in &pushed {
         verify_pull(&c, repo, tag, d).await;
@@ -157,13 +145,7 @@ async fn gc_killed_at_any_point_leaves_a_consistent_store() {
         }
     }
     // A complete run afterwards sorts out whatever the killed ones left.
-    let r = c
-        .http
-        .post(c.u("/api/v1/gc"))
-        .body(r#"{"grace_seconds":0}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = c.gc(0).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     for (tag, d) in &images {
         verify_pull(&c, "kill/app", tag, d).await;
@@ -219,14 +201,7 @@ async fn a_gc_cut_off_at_shutdown_lets_its_lock_go() {
 
     // The next gc starts at once and finishes the work.
     let server = Server::start_on(&data, &[]);
-    let r = server
-        .client()
-        .http
-        .post(server.client().u("/api/v1/gc"))
-        .json(&serde_json::json!({"grace_seconds": 0}))
-        .send()
-        .await
-        .unwrap();
+    let r = server.client().gc(0).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(walk_files(&data.join("gc/trash")), 0);
     assert_eq!(walk_files(&data.join("blobs")), 0);

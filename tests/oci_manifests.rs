@@ -351,13 +351,7 @@ async fn a_child_of_an_index_goes_after_the_index() {
         "repositories/m/kids/_manifests/revisions/sha256/{hex}"
     ));
     std::fs::remove_file(&link).unwrap();
-    let r = c
-        .http
-        .post(c.u("/api/v1/gc"))
-        .json(&json!({"grace_seconds": 0}))
-        .send()
-        .await
-        .unwrap();
+    let r = c.gc(0).await;
     assert_eq!(r.status(), 200);
     let r = c
         .http

@@ -170,13 +170,7 @@ async fn two_instances_on_one_bucket_are_one_registry() {
         tokio::spawn(async move {
             let (mut runs, mut removed) = (0, 0);
             while !stop.load(Ordering::Relaxed) {
-                let r = a
-                    .http
-                    .post(a.u("/api/v1/gc"))
-                    .body(r#"{"grace_seconds":2}"#)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = a.gc(2).await;
                 assert!(r.status() == 200 || r.status() == 409, "gc: {}", r.status());
                 if r.status() == 200 {
                     let report: serde_json::Value = r.json().await.unwrap();

@@ -56,13 +56,7 @@ impl Remote {
     pub fn new(url: &str, token: Option<String>, timeout: Option<Duration>) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_string();
         if let Err(bad) = check_server_url(&base) {
-            let why = match bad {
-                BadUrl::NotHttp => "must be http:// or https:// and a host",
-                BadUrl::Credentials => {
-                    "must not hold a user or password: give a token (nora login, NORA_TOKEN or --token)"
-                }
-                BadUrl::QueryOrFragment => "must not have a query (?…) or fragment (#…)",
-            };
+            let why = bad.why("give a token (nora login, NORA_TOKEN or --token)");
             return Err(ClientError::new(
                 ErrorKind::Invalid,
                 format!("--url {:?} {why}", shown(url)),
@@ -198,6 +192,17 @@ pub enum BadUrl {
     /// The API's paths are appended to the URL: `?x=1` or `#f` would swallow
     /// them.
     QueryOrFragment,
+}
+
+impl BadUrl {
+    /// What is wrong, for a message; `instead` says how to give credentials.
+    pub fn why(&self, instead: &str) -> String {
+        match self {
+            BadUrl::NotHttp => "must be http:// or https:// and a host".into(),
+            BadUrl::Credentials => format!("must not hold a user or password: {instead}"),
+            BadUrl::QueryOrFragment => "must not have a query (?…) or fragment (#…)".into(),
+        }
+    }
 }
 
 /// What `--url` and `nora login` take: an http(s) URL naming a host, with an

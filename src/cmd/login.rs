@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::tokens::{LOGIN_TTL_MAX, LOGIN_TTL_MIN};
 use crate::client::remote::{
-    BadUrl, ReadError, check_server_url, http_client, quick_limit, read_capped, root_cause, shown,
+    ReadError, check_server_url, http_client, quick_limit, read_capped, root_cause, shown,
     unreachable,
 };
 use crate::ui::credentials::{self, Login};
@@ -63,12 +63,10 @@ pub fn server_of(arg: Option<String>, ui: &Ui) -> Result<String, Failure> {
         .ok_or_else(|| Failure::Usage("which server? give its URL (or --url / NORA_URL)".into()))?;
     let why = match check_server_url(&url) {
         Ok(()) => return Ok(credentials::key(&url)),
-        Err(BadUrl::NotHttp) => "must be http:// or https:// and a host",
-        Err(BadUrl::Credentials) => {
-            "must not hold a user or password (nora login takes the user with -u and the \
-             password at the prompt or on stdin with --password-stdin)"
-        }
-        Err(BadUrl::QueryOrFragment) => "must not have a query (?…) or fragment (#…)",
+        Err(bad) => bad.why(
+            "nora login takes the user with -u and the password at the prompt or on stdin \
+             with --password-stdin",
+        ),
     };
     Err(Failure::Usage(format!("{:?} {why}", shown(&url))))
 }
@@ -203,19 +201,23 @@ pub fn run(args: LoginArgs, ui: Ui) -> CmdResult {
     Ok(())
 }
 
+/// `DELETE /auth/login` with `token`: the server revokes that login token.
+pub fn revoke_login_token(ui: &Ui, url: &str, token: &str) -> Result<reqwest::Response, Failure> {
+    block_on(async {
+        let http = Http::new(ui)?;
+        http.request(reqwest::Method::DELETE, &format!("{url}/auth/login"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| http.failure(url, &e))
+    })
+}
+
 /// Revokes a login token that could not be stored (best effort); says how
 /// that went.
 fn revoke(ui: &Ui, url: &str, granted: &Granted) -> String {
     let name = granted.name.as_deref().unwrap_or("login-…");
-    let outcome = block_on(async {
-        let http = Http::new(ui)?;
-        http.request(reqwest::Method::DELETE, &format!("{url}/auth/login"))
-            .bearer_auth(&granted.token)
-            .send()
-            .await
-            .map_err(|e| http.failure(url, &e))
-    });
-    match outcome {
+    match revoke_login_token(ui, url, &granted.token) {
         Ok(r) if r.status().is_success() => {
             format!("the login token just granted ({name}) was revoked")
         }

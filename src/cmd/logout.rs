@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::ui::credentials;
-use crate::ui::{CmdResult, Failure, Ui, block_on};
+use crate::ui::{CmdResult, Failure, Ui};
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
@@ -22,15 +22,7 @@ pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
     // expires within the hour.
     let mut revoked = false;
     if login.token.starts_with(crate::auth::tokens::PREFIX) {
-        let outcome = block_on(async {
-            let http = super::login::Http::new(&ui)?;
-            http.request(reqwest::Method::DELETE, &format!("{url}/auth/login"))
-                .bearer_auth(&login.token)
-                .send()
-                .await
-                .map_err(|e| http.failure(&url, &e))
-        });
-        match outcome {
+        match super::login::revoke_login_token(&ui, &url, &login.token) {
             Ok(r) if r.status().is_success() => revoked = true,
             // Already revoked or expired: nothing left to revoke.
             Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {}

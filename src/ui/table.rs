@@ -20,7 +20,11 @@ impl Table {
         self.rows.push(
             cells
                 .into_iter()
-                .map(|c| super::format::printable(&c).into_owned())
+                .map(|c| match super::format::printable(&c) {
+                    // Already printable (nearly always): no copy.
+                    std::borrow::Cow::Borrowed(_) => c,
+                    std::borrow::Cow::Owned(escaped) => escaped,
+                })
                 .collect(),
         );
     }

@@ -228,6 +228,17 @@ impl Client {
             .unwrap()
     }
 
+    /// `POST /api/v1/gc` with this grace: a whole collection, answered when
+    /// done (200, or 409 while another runs).
+    pub async fn gc(&self, grace_seconds: u64) -> reqwest::Response {
+        self.http
+            .post(self.u("/api/v1/gc"))
+            .json(&serde_json::json!({ "grace_seconds": grace_seconds }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Pushes config + one layer + an OCI manifest tagged `tag`; returns
     /// (manifest digest, manifest bytes).
     pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (String, Vec<u8>) {
