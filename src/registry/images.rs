@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
@@ -153,20 +154,27 @@ impl Registry {
 
     /// Every tag of every repository, sorted by repository then tag.
     pub async fn images(&self) -> Result<Vec<ImageRow>> {
-        let mut rows = Vec::new();
-        for repo in self.catalog().await? {
-            let tags = match self.tags(&repo).await {
-                Ok(t) => t,
-                Err(e) if e.code == Code::NameUnknown => continue,
-                Err(e) => return Err(e),
-            };
-            for tag in tags {
-                if let Some(row) = self.image_row(&repo, &tag).await? {
-                    rows.push(row);
-                }
+        let tags_of = |repo: String| async move {
+            match self.tags(&repo).await {
+                Ok(tags) => Ok((repo, tags)),
+                Err(e) if e.code == Code::NameUnknown => Ok((repo, Vec::new())),
+                Err(e) => Err(e),
             }
-        }
-        Ok(rows)
+        };
+        let refs: Vec<(String, Vec<String>)> = stream::iter(self.catalog().await?)
+            .map(tags_of)
+            .buffered(super::PARALLEL_READS)
+            .try_collect()
+            .await?;
+        let refs = refs
+            .into_iter()
+            .flat_map(|(repo, tags)| tags.into_iter().map(move |tag| (repo.clone(), tag)));
+        let rows: Vec<Option<ImageRow>> = stream::iter(refs)
+            .map(|(repo, tag)| async move { self.image_row(&repo, &tag).await })
+            .buffered(super::PARALLEL_READS)
+            .try_collect()
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
     }
 
     async fn image_row(&self, repo: &str, tag: &str) -> Result<Option<ImageRow>> {

@@ -1,6 +1,9 @@
 //! Tags of a repository and the catalog of repositories, with the spec's
 //! `n` / `last` pagination.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use super::Registry;
 use super::error::{Code, RegistryError, Result};
 use crate::storage::{Entry, layout};
@@ -55,9 +58,36 @@ impl Registry {
 
     /// Every repository name, sorted.
     pub async fn catalog(&self) -> Result<Vec<String>> {
+        Ok(self.catalog_page(None, None).await?.items)
+    }
+
+    /// One page of the catalog: at most `n` names after `last`, in order.
+    ///
+    /// Repositories are directories of directories, so the names come from a
+    /// walk; it visits subtrees in the order of the names they hold and stops
+    /// once the page is full, and it skips those wholly before `last`. A page
+    /// of a large catalog thus costs about one listing per name on it, not
+    /// one per repository in the store (on S3, a request each).
+    pub async fn catalog_page(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        if n == Some(0) {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        let want = n.map(|n| n + 1);
         let mut out = Vec::new();
-        let mut pending = vec![String::new()];
-        while let Some(name) = pending.pop() {
+        // A subtree's key is its name; every name under it is that key or
+        // starts with key + "/", so no name in it sorts before the key: popping
+        // the smallest key first yields the names in order.
+        let mut pending = BinaryHeap::from([Reverse(String::new())]);
+        while let Some(Reverse(name)) = pending.pop() {
+            if want.is_some_and(|w| out.len() >= w) {
+                break;
+            }
+            if last.is_some_and(|l| wholly_before(&name, l)) {
+                continue;
+            }
             let prefix = if name.is_empty() {
                 layout::REPOSITORIES.to_string()
             } else {
@@ -71,23 +101,38 @@ impl Registry {
                 if layout::is_repository_data(&component) {
                     is_repository = is_repository || component == "_manifests";
                 } else if name.is_empty() {
-                    pending.push(component);
+                    pending.push(Reverse(component));
                 } else {
-                    pending.push(format!("{name}/{component}"));
+                    pending.push(Reverse(format!("{name}/{component}")));
                 }
             }
-            if is_repository {
+            if is_repository && last.is_none_or(|l| name.as_str() > l) {
                 out.push(name);
             }
         }
-        out.sort();
-        Ok(out)
+        let more = want.is_some_and(|w| out.len() >= w);
+        if more {
+            out.pop();
+        }
+        Ok(Page { items: out, more })
     }
+}
+
+/// Whether every name in the subtree `name` (itself and `name/...`) sorts at
+/// or before `last`: they all sort below `name` + "0", '/' being the character
+/// just before '0'.
+fn wholly_before(name: &str, last: &str) -> bool {
+    !name.is_empty() && format!("{name}0").as_str() <= last
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::registry::testing::ListCounter;
+    use crate::storage::fs::FsStorage;
 
     fn v(xs: &[&str]) -> Vec<String> {
         xs.iter().map(|s| s.to_string()).collect()
@@ -109,5 +154,81 @@ mod tests {
         let p = paginate(all, Some(10), None);
         assert_eq!(p.items.len(), 4);
         assert!(!p.more);
+    }
+
+    /// Names whose order is not their tree's: "a-c" and "a.x" sort between
+    /// "a" and "a/b", "a0" and "a_b" after every "a/...".
+    const NAMES: &[&str] = &[
+        "a", "a-c", "a.x", "a/b", "a/b-c", "a/b/c", "a/b0", "a0", "a_b", "ab/c", "b", "z/y/x",
+    ];
+
+    async fn store_of(dir: &std::path::Path, names: &[&str]) -> (Registry, Arc<ListCounter>) {
+        let counter = Arc::new(ListCounter(
+            FsStorage::open(dir, false).unwrap(),
+            Default::default(),
+        ));
+        let reg = Registry::new(counter.clone(), Duration::from_secs(3600));
+        for name in names {
+            reg.storage
+                .put_bytes(&layout::tag(name, "v1"), "x".into())
+                .await
+                .unwrap();
+        }
+        (reg, counter)
+    }
+
+    #[tokio::test]
+    async fn catalog_pages_are_the_sorted_names_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = store_of(dir.path(), NAMES).await;
+        let all = reg.catalog().await.unwrap();
+        let mut sorted = v(NAMES);
+        sorted.sort();
+        assert_eq!(all, sorted);
+        let lasts = [
+            None,
+            Some(""),
+            Some("a/"),
+            Some("a/b/"),
+            Some("aa"),
+            Some("zz"),
+        ];
+        for last in lasts.into_iter().chain(NAMES.iter().map(|n| Some(*n))) {
+            for n in [None, Some(0), Some(1), Some(2), Some(3), Some(20)] {
+                let want = paginate(all.clone(), n, last);
+                let got = reg.catalog_page(n, last).await.unwrap();
+                assert_eq!(
+                    (&got.items, got.more),
+                    (&want.items, want.more),
+                    "n={n:?} last={last:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_catalog_page_lists_about_as_much_as_it_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..400)
+            .map(|i| format!("org-{}/app-{}", i / 20, i % 20))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (reg, counter) = store_of(dir.path(), &names).await;
+        let before = counter.lists();
+        let page = reg
+            .catalog_page(Some(5), Some("org-7/app-3"))
+            .await
+            .unwrap();
+        assert_eq!(page.items[0], "org-7/app-4");
+        assert!(page.more);
+        // The root, org-7, `last` itself, each name shown, and one that says more follow.
+        assert!(
+            counter.lists() - before <= 10,
+            "{} listings for 5 names",
+            counter.lists() - before
+        );
+        let before = counter.lists();
+        assert_eq!(reg.catalog().await.unwrap().len(), 400);
+        assert!(counter.lists() - before > 400);
     }
 }

@@ -313,7 +313,7 @@ impl Registry {
         let revisions = self.revisions(name).await?;
         let mut reads = futures_util::stream::iter(revisions.into_iter().filter(|r| r != d))
             .map(|r| async move { (self.manifest_bytes(&r).await, r) })
-            .buffer_unordered(16);
+            .buffer_unordered(super::PARALLEL_READS);
         while let Some((body, index)) = reads.next().await {
             let Ok(body) = body else { continue };
             let Ok(parsed) = manifest::parse(&body, None) else {

@@ -86,3 +86,45 @@ impl Storage for LaxStore {
         self.0.ping().await
     }
 }
+
+/// A directory store that counts its listings: how much of the tree a walk
+/// visited.
+pub struct ListCounter(pub FsStorage, pub std::sync::atomic::AtomicUsize);
+
+impl ListCounter {
+    pub fn lists(&self) -> usize {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for ListCounter {
+    async fn put(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        self.0.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        self.0.put_if_absent(key, body).await
+    }
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<GetObject> {
+        self.0.get(key, range).await
+    }
+    async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.0.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.0.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
+        self.0.delete_prefix(prefix).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> StorageResult<()> {
+        self.0.rename(from, to).await
+    }
+    async fn ping(&self) -> StorageResult<()> {
+        self.0.ping().await
+    }
+}

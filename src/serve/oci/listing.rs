@@ -47,7 +47,7 @@ pub async fn tags(reg: &Registry, name: &str, req: &Request) -> Result<Response>
 
 pub async fn catalog(reg: &Registry, req: &Request) -> Result<Response> {
     let (n, last) = page_params(req)?;
-    let page = paginate(reg.catalog().await?, n, last.as_deref());
+    let page = reg.catalog_page(n, last.as_deref()).await?;
     let resp = json(
         StatusCode::OK,
         &serde_json::json!({ "repositories": page.items }),
