@@ -25,6 +25,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
@@ -63,6 +64,17 @@ pub struct GcReport {
 
 /// Progress callbacks: (phase, done, total).
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Send + Sync);
+
+/// What marking one repository found.
+#[derive(Default)]
+struct Marks {
+    /// Revisions the repository holds.
+    revisions: u64,
+    /// Manifests read (revisions and their children), not seen before.
+    manifests: HashSet<Digest>,
+    /// Digests those manifests are or reference.
+    referenced: HashSet<Digest>,
+}
 
 struct Candidate {
     digest: Digest,
@@ -291,7 +303,8 @@ impl Registry {
     }
 
     /// Adds to `marked` every digest referenced by a revision not yet in
-    /// `seen`. Returns (repositories, manifests) counted.
+    /// `seen`. Returns (repositories, manifests) counted. Repositories are
+    /// read PARALLEL_READS at a time (on S3 each read is a round trip).
     async fn mark(
         &self,
         marked: &mut HashSet<Digest>,
@@ -301,39 +314,66 @@ impl Registry {
         let repos = self.catalog().await?;
         let total = repos.len() as u64;
         let mut manifests = 0;
-        for (i, repo) in repos.iter().enumerate() {
-            let mut work = self.revisions(repo).await?;
-            manifests += work.len() as u64;
-            // An index's children are followed too: one deleted by digest
-            // while the index stays (a store from before such deletes were
-            // refused) keeps its layers for as long as the index keeps it.
-            while let Some(d) = work.pop() {
-                if !seen.insert((repo.clone(), d.clone())) {
+        let seen_before = &*seen;
+        let mut reads = stream::iter(repos)
+            .map(|repo| async move {
+                let found = self.mark_repository(&repo, seen_before).await;
+                (repo, found)
+            })
+            .buffer_unordered(super::PARALLEL_READS);
+        let mut done = 0;
+        // `seen` is read by the reads still going: what they saw joins it after.
+        let mut seen_now = Vec::new();
+        while let Some((repo, found)) = reads.next().await {
+            let found = found?;
+            manifests += found.revisions;
+            marked.extend(found.referenced);
+            seen_now.push((repo, found.manifests));
+            done += 1;
+            progress("mark", done, total);
+        }
+        drop(reads);
+        for (repo, digests) in seen_now {
+            seen.extend(digests.into_iter().map(|d| (repo.clone(), d)));
+        }
+        Ok((total, manifests))
+    }
+
+    /// What `repo` references through its revisions not in `seen`.
+    async fn mark_repository(&self, repo: &str, seen: &HashSet<(String, Digest)>) -> Result<Marks> {
+        let mut work = self.revisions(repo).await?;
+        let mut found = Marks {
+            revisions: work.len() as u64,
+            ..Marks::default()
+        };
+        // An index's children are followed too: one deleted by digest
+        // while the index stays (a store from before such deletes were
+        // refused) keeps its layers for as long as the index keeps it.
+        while let Some(d) = work.pop() {
+            if seen.contains(&(repo.to_string(), d.clone())) || !found.manifests.insert(d.clone()) {
+                continue;
+            }
+            found.referenced.insert(d.clone());
+            // (Restores the bytes if this very GC quarantined them.)
+            let body = match self.manifest_bytes(&d).await {
+                Ok(b) => b,
+                Err(e) if e.code == Code::ManifestUnknown => {
+                    tracing::warn!(repository = %repo, digest = %d, "revision without manifest bytes");
                     continue;
                 }
-                marked.insert(d.clone());
-                // (Restores the bytes if this very GC quarantined them.)
-                let body = match self.manifest_bytes(&d).await {
-                    Ok(b) => b,
-                    Err(e) if e.code == Code::ManifestUnknown => {
-                        tracing::warn!(repository = %repo, digest = %d, "revision without manifest bytes");
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let ct = self.revision_media_type(repo, &d).await;
-                if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
-                    for r in parsed.references {
-                        marked.insert(r.digest().clone());
-                        if let Reference::Manifest(child, _) = r {
-                            work.push(child);
-                        }
+                Err(e) => return Err(e),
+            };
+            let ct = self.revision_media_type(repo, &d).await;
+            if let Ok(parsed) = manifest::parse(&body, ct.as_deref()) {
+                for r in parsed.references {
+                    found.referenced.insert(r.digest().clone());
+                    if let Reference::Manifest(child, _) = r {
+                        work.push(child);
                     }
                 }
             }
-            progress("mark", i as u64 + 1, total);
         }
-        Ok((total, manifests))
+        Ok(found)
     }
 
     async fn revision_media_type(&self, repo: &str, d: &Digest) -> Option<String> {
@@ -373,32 +413,57 @@ impl Registry {
         let mut scanned = 0;
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
             let top = format!("{}/{alg}", layout::BLOBS);
-            let shards = self.storage.list(&top).await?;
+            let listed = self.storage.list(&top).await?;
+            let shards: Vec<String> = listed
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entry::Prefix(shard) => Some(format!("{top}/{shard}")),
+                    Entry::Object(_) => None,
+                })
+                .collect();
             let total = shards.len() as u64;
-            for (i, shard) in shards.into_iter().enumerate() {
-                let Entry::Prefix(shard) = shard else {
-                    continue;
-                };
-                for e in self.storage.list(&format!("{top}/{shard}")).await? {
-                    let Entry::Prefix(hex) = e else { continue };
-                    let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
-                        continue;
-                    };
-                    scanned += 1;
-                    if marked.contains(&d) {
-                        continue;
-                    }
-                    if let Some(meta) = self.storage.stat(&layout::blob(&d)).await?
-                        && meta.modified < cutoff
-                        && !self.found_since(&d, cutoff).await?
-                    {
-                        out.push(Candidate {
-                            digest: d,
-                            size: meta.size,
-                        });
-                    }
-                }
-                progress("scan", i as u64 + 1, total);
+            let mut shards = stream::iter(shards)
+                .map(|shard| self.unreferenced_in_shard(alg, shard, marked, cutoff))
+                .buffered(super::PARALLEL_READS);
+            let mut done = 0;
+            while let Some(found) = shards.next().await {
+                let (candidates, n) = found?;
+                out.extend(candidates);
+                scanned += n;
+                done += 1;
+                progress("scan", done, total);
+            }
+        }
+        Ok((out, scanned))
+    }
+
+    /// `unreferenced_blobs` of one shard directory (`blobs/<alg>/<xx>`).
+    async fn unreferenced_in_shard(
+        &self,
+        alg: Algorithm,
+        shard: String,
+        marked: &HashSet<Digest>,
+        cutoff: SystemTime,
+    ) -> Result<(Vec<Candidate>, u64)> {
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        for e in self.storage.list(&shard).await? {
+            let Entry::Prefix(hex) = e else { continue };
+            let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
+                continue;
+            };
+            scanned += 1;
+            if marked.contains(&d) {
+                continue;
+            }
+            if let Some(meta) = self.storage.stat(&layout::blob(&d)).await?
+                && meta.modified < cutoff
+                && !self.found_since(&d, cutoff).await?
+            {
+                out.push(Candidate {
+                    digest: d,
+                    size: meta.size,
+                });
             }
         }
         Ok((out, scanned))

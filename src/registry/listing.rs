@@ -4,8 +4,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::Registry;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
 use super::error::{Code, RegistryError, Result};
+use super::{PARALLEL_READS, Registry};
 use crate::storage::{Entry, layout};
 
 /// One page of a sorted listing, and whether more follow.
@@ -67,7 +69,8 @@ impl Registry {
     /// walk; it visits subtrees in the order of the names they hold and stops
     /// once the page is full, and it skips those wholly before `last`. A page
     /// of a large catalog thus costs about one listing per name on it, not
-    /// one per repository in the store (on S3, a request each).
+    /// one per repository in the store (on S3, a request each). Up to
+    /// PARALLEL_READS directories are listed at once.
     pub async fn catalog_page(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
         if n == Some(0) {
             return Ok(Page {
@@ -78,36 +81,57 @@ impl Registry {
         let want = n.map(|n| n + 1);
         let mut out = Vec::new();
         // A subtree's key is its name; every name under it is that key or
-        // starts with key + "/", so no name in it sorts before the key: popping
-        // the smallest key first yields the names in order.
-        let mut pending = BinaryHeap::from([Reverse(String::new())]);
-        while let Some(Reverse(name)) = pending.pop() {
-            if want.is_some_and(|w| out.len() >= w) {
+        // starts with key + "/", so no name in it sorts before the key. A
+        // repository found is put back as a `Name` and shown when it is the
+        // smallest key left: the names come out in order, however many
+        // subtrees were listed at once.
+        let mut pending = BinaryHeap::from([Reverse((String::new(), Walk::Tree))]);
+        while want.is_none_or(|w| out.len() < w) {
+            let Some(Reverse((name, walk))) = pending.pop() else {
                 break;
-            }
-            if last.is_some_and(|l| wholly_before(&name, l)) {
+            };
+            if walk == Walk::Name {
+                if last.is_none_or(|l| name.as_str() > l) {
+                    out.push(name);
+                }
                 continue;
             }
-            let prefix = if name.is_empty() {
-                layout::REPOSITORIES.to_string()
-            } else {
-                layout::repository(&name)
-            };
-            let mut is_repository = false;
-            for entry in self.storage.list(&prefix).await? {
-                let Entry::Prefix(component) = entry else {
-                    continue;
-                };
-                if layout::is_repository_data(&component) {
-                    is_repository = is_repository || component == "_manifests";
-                } else if name.is_empty() {
-                    pending.push(Reverse(component));
-                } else {
-                    pending.push(Reverse(format!("{name}/{component}")));
-                }
+            let room = want.map_or(PARALLEL_READS, |w| (w - out.len()).min(PARALLEL_READS));
+            let mut batch = vec![name];
+            while batch.len() < room && matches!(pending.peek(), Some(Reverse((_, Walk::Tree)))) {
+                batch.extend(pending.pop().map(|Reverse((name, _))| name));
             }
-            if is_repository && last.is_none_or(|l| name.as_str() > l) {
-                out.push(name);
+            batch.retain(|name| !last.is_some_and(|l| wholly_before(name, l)));
+            let listed: Vec<(String, Vec<Entry>)> = stream::iter(batch)
+                .map(|name| async move {
+                    let prefix = if name.is_empty() {
+                        layout::REPOSITORIES.to_string()
+                    } else {
+                        layout::repository(&name)
+                    };
+                    let entries = self.storage.list(&prefix).await?;
+                    Ok::<_, RegistryError>((name, entries))
+                })
+                .buffer_unordered(PARALLEL_READS)
+                .try_collect()
+                .await?;
+            for (name, entries) in listed {
+                let mut is_repository = false;
+                for entry in entries {
+                    let Entry::Prefix(component) = entry else {
+                        continue;
+                    };
+                    if layout::is_repository_data(&component) {
+                        is_repository = is_repository || component == "_manifests";
+                    } else if name.is_empty() {
+                        pending.push(Reverse((component, Walk::Tree)));
+                    } else {
+                        pending.push(Reverse((format!("{name}/{component}"), Walk::Tree)));
+                    }
+                }
+                if is_repository {
+                    pending.push(Reverse((name, Walk::Name)));
+                }
             }
         }
         let more = want.is_some_and(|w| out.len() >= w);
@@ -116,6 +140,15 @@ impl Registry {
         }
         Ok(Page { items: out, more })
     }
+}
+
+/// What the catalog's walk holds under a key.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Walk {
+    /// A repository found, shown in its turn.
+    Name,
+    /// A directory not listed yet.
+    Tree,
 }
 
 /// Whether every name in the subtree `name` (itself and `name/...`) sorts at

@@ -393,26 +393,39 @@ impl Registry {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
+        use futures_util::{StreamExt, TryStreamExt};
         let dir = layout::referrers(name, subject);
-        let mut out = Vec::new();
-        for entry in self.storage.list(&dir).await? {
-            let Entry::Object(file) = entry else { continue };
-            let raw = match self
+        let files = self
+            .storage
+            .list(&dir)
+            .await?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Object(file) => Some(format!("{dir}/{file}")),
+                Entry::Prefix(_) => None,
+            });
+        // One small object per referrer: read them as a listing does.
+        let read = |key: String| async move {
+            match self
                 .storage
-                .read_small(&format!("{dir}/{file}"), layout::MAX_SMALL_OBJECT)
+                .read_small(&key, layout::MAX_SMALL_OBJECT)
                 .await
             {
-                Ok(raw) => raw,
-                Err(StorageError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(desc) = serde_json::from_slice::<Descriptor>(&raw) else {
-                continue;
-            };
-            if artifact_type.is_none_or(|a| desc.artifact_type.as_deref() == Some(a)) {
-                out.push(desc);
+                Ok(raw) => Ok(serde_json::from_slice::<Descriptor>(&raw).ok()),
+                Err(StorageError::NotFound(_)) => Ok(None),
+                Err(e) => Err(RegistryError::from(e)),
             }
-        }
+        };
+        let descriptors: Vec<Option<Descriptor>> = futures_util::stream::iter(files)
+            .map(read)
+            .buffered(super::PARALLEL_READS)
+            .try_collect()
+            .await?;
+        let out = descriptors
+            .into_iter()
+            .flatten()
+            .filter(|d| artifact_type.is_none_or(|a| d.artifact_type.as_deref() == Some(a)))
+            .collect();
         Ok(out)
     }
 }
