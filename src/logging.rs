@@ -13,12 +13,14 @@ pub fn init(log: &Log) {
         .with_ansi(false);
     let result = if log.format == "json" {
         builder
-            .with_writer(io::stderr)
+            .with_writer(|| Lossy(io::stderr()))
             .json()
             .flatten_event(true)
             .try_init()
     } else {
-        builder.with_writer(|| OneLine(io::stderr())).try_init()
+        builder
+            .with_writer(|| OneLine(Lossy(io::stderr())))
+            .try_init()
     };
     // Already initialised (tests call this more than once): keep the first.
     let _ = result;
@@ -49,6 +51,25 @@ impl<W: Write> Write for OneLine<W> {
     }
 }
 
+/// A log writer that drops what it cannot write. When the reader of the log
+/// goes away (a closed pipe, a log shipper that died), tracing reports the
+/// failed write on stderr with a macro that panics on that same error: every
+/// request that logged panicked its task, and the server, still listening,
+/// answered nothing. Requests matter more than their log lines.
+pub struct Lossy<W: Write>(pub W);
+
+impl<W: Write> Write for Lossy<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 fn escape_breaks(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 8);
     for &b in body {
@@ -64,6 +85,26 @@ fn escape_breaks(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer whose reader went away.
+    struct Gone;
+
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn a_log_nobody_reads_is_dropped_quietly() {
+        let mut out = OneLine(Lossy(Gone));
+        out.write_all(b"INFO a line\n").unwrap();
+        out.write_all(b"INFO two\nlines\n").unwrap();
+        out.flush().unwrap();
+    }
 
     #[test]
     fn an_event_stays_on_one_line() {

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     // clap would say "a value is required for '--config'", naming a flag
     // that was never given.
     if std::env::var_os("NORA_CONFIG").is_some_and(|v| v.is_empty()) {
-        eprintln!("nora: NORA_CONFIG is set but empty: name a file, or unset it");
+        crate::errln!("nora: NORA_CONFIG is set but empty: name a file, or unset it");
         return ExitCode::from(2);
     }
     // An empty NORA_URL or NORA_TIMEOUT (a CI variable defined as nothing)
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             ) {
                 e.exit();
             }
-            eprintln!("nora: {}", ui::usage_line(&e.render().to_string()));
+            crate::errln!("nora: {}", ui::usage_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     // a usage error.
     if cli.global.data_dir.is_some() && cli.global.url.is_some() {
         if url_flag {
-            eprintln!("nora: --url and --data-dir name two registries: give one");
+            crate::errln!("nora: --url and --data-dir name two registries: give one");
             return ExitCode::from(2);
         }
         cli.global.url = None;
@@ -147,7 +147,7 @@ fn main() -> ExitCode {
             _ => None,
         };
         if let Some(name) = storage_only {
-            eprintln!(
+            crate::errln!(
                 "nora: {name} works on storage, not through --url: run it where the storage is (--data-dir, or the config's [storage])"
             );
             return ExitCode::from(2);
@@ -159,7 +159,7 @@ fn main() -> ExitCode {
     let mut config = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("nora: {e}");
+            crate::errln!("nora: {e}");
             return ExitCode::from(2);
         }
     };
@@ -210,7 +210,7 @@ fn exit(result: ui::CmdResult) -> ExitCode {
             // One line, whatever a server or a library put in the message:
             // scripts grep it and humans read it at a glance.
             let line = f.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("nora: {}", ui::format::printable(&line));
+            crate::errln!("nora: {}", ui::format::printable(&line));
             ExitCode::from(f.exit_code())
         }
     }

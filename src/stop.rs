@@ -68,7 +68,7 @@ pub fn stop_on_signals() {
             if HOLDING.load(Ordering::SeqCst) == 0 || *sender().borrow() {
                 std::process::exit(130);
             }
-            eprintln!("nora: stopping (again to quit at once)");
+            crate::errln!("nora: stopping (again to quit at once)");
             request();
         }
     });

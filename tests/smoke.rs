@@ -124,3 +124,34 @@ async fn request_log_lines_count_what_was_sent() {
         .unwrap();
     assert!(sent < big.len() as u64, "{line}");
 }
+
+/// When whoever reads the log goes away (a closed pipe, a log shipper that
+/// died), the server keeps answering: before, every request that logged
+/// panicked in the log writer, and the server, still listening, answered
+/// nothing. Text and JSON logs.
+#[tokio::test]
+async fn the_server_answers_when_its_log_is_gone() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Server::start_on(&dir.path().join("data"), &[("NORA_LOG_FORMAT", format)]);
+        let c = s.client();
+        s.drop_log();
+        for _ in 0..3 {
+            // The first request's log line is the last one read.
+            let _ = c.http.get(c.u("/v2/")).send().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (digest, _) = c.push_image("logless/app", "v1", b"layer bytes").await;
+        for path in ["/v2/", "/health", "/v2/logless/app/manifests/v1"] {
+            let r = c
+                .http
+                .get(c.u(path))
+                .header("Accept", OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{format}: GET {path}: {e}"));
+            assert_eq!(r.status(), 200, "{format}: GET {path}");
+        }
+        assert!(!digest.is_empty());
+    }
+}

@@ -38,7 +38,7 @@ pub fn run(args: DeleteArgs, ui: Ui) -> CmdResult {
         }
         if ui.will_ask(args.yes) {
             for d in &plan {
-                eprintln!("  {}", describe(d));
+                crate::errln!("  {}", describe(d));
             }
         }
         ui.confirm(args.yes, &format!("Delete {} reference(s)?", plan.len()))?;

@@ -26,11 +26,11 @@ pub fn run(args: LogoutArgs, ui: Ui) -> CmdResult {
             Ok(r) if r.status().is_success() => revoked = true,
             // Already revoked or expired: nothing left to revoke.
             Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {}
-            Ok(r) => eprintln!(
+            Ok(r) => crate::errln!(
                 "nora: warning: {url} did not revoke the token ({}); forgetting it anyway",
                 r.status().as_u16()
             ),
-            Err(e) => eprintln!(
+            Err(e) => crate::errln!(
                 "nora: warning: {}; forgetting the token anyway",
                 e.message()
             ),

@@ -26,7 +26,7 @@ pub fn run(args: RetentionArgs, ui: Ui) -> CmdResult {
             }
             // On stderr: stdout carries the report alone (one JSON document).
             for x in &plan.removals {
-                eprintln!("  {}:{}  {}  {}", x.repository, x.tag, x.digest, x.rule);
+                crate::errln!("  {}:{}  {}  {}", x.repository, x.tag, x.digest, x.rule);
             }
         }
         if !args.dry_run {

@@ -63,7 +63,7 @@ pub fn run(args: TokenArgs, ui: Ui) -> CmdResult {
                 crate::outln!("{}", created.secret);
                 return Ok(());
             }
-            eprintln!(
+            crate::errln!(
                 "Created token {} ({}). Its secret, shown this once:",
                 ui.bold(&created.token.name),
                 created.token.permissions.join(", ")

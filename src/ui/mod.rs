@@ -14,6 +14,22 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` for messages and the error line, which panics where this
+/// does not: with stderr gone (`nora gc 2>&1 | head -1`) there is no one left
+/// to tell, and the command's work and exit status matter more.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::ui::write_err_line(format_args!($($arg)*))
+    };
+}
+
+pub fn write_err_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
+}
+
 pub fn write_line(line: std::fmt::Arguments) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -26,7 +42,7 @@ pub fn output_failed(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(141);
     }
-    eprintln!("nora: cannot write the output: {e}");
+    crate::errln!("nora: cannot write the output: {e}");
     std::process::exit(1);
 }
 
@@ -313,7 +329,7 @@ fn init_logging(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::logging::Lossy(std::io::stderr()))
         .with_ansi(false)
         .without_time()
         .try_init();

@@ -314,6 +314,42 @@ fn unwritable_output_is_not_a_panic() {
     }
 }
 
+/// With stderr gone (`nora gc -vv 2>&1 | head -1`), a command still does its
+/// work and exits with its own status. Before, the first log line or message
+/// that could not be written panicked (exit 101), and a gc stopped that way
+/// kept its lock, so the next gc waited a minute.
+#[test]
+fn a_closed_stderr_is_not_a_panic() {
+    use std::os::fd::FromRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let gone = || {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        unsafe { libc::close(fds[0]) };
+        unsafe { std::fs::File::from_raw_fd(fds[1]) }
+    };
+    for (args, code) in [
+        (vec!["gc", "-vv", "--data-dir", data], 0),
+        (vec!["gc", "-v", "--data-dir", data], 0),
+        (vec!["images", "ls", "-vv", "--data-dir", data], 0),
+        (
+            vec!["images", "inspect", "no/such:tag", "--data-dir", data],
+            1,
+        ),
+        (vec!["images", "--no-such-flag"], 2),
+    ] {
+        let out = StdCommand::new(env!("CARGO_BIN_EXE_nora"))
+            .env_remove("NORA_CONFIG")
+            .env_remove("NORA_URL")
+            .args(&args)
+            .stderr(gone())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+}
+
 /// Commands that work on storage only refuse `--url`: a backup given one
 /// would have copied the local store, not the server named.
 #[test]

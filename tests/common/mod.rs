@@ -25,6 +25,8 @@ pub struct Server {
     pub data: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Set: the log's reader goes away at the next line (see `drop_log`).
+    log_gone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -63,20 +65,27 @@ impl Server {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let log2 = log.clone();
+        let log_gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gone = log_gone.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
-                    let addr = line[i + "listening on http://".len()..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    // host:port, in a text line or a JSON one.
+                    let addr: String = line[i + "listening on http://".len()..]
+                        .chars()
+                        .take_while(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')
+                        })
+                        .collect();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }
                 }
                 log2.lock().unwrap().push(line);
+                if gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    break; // closes the pipe: nora's next log write fails
+                }
             }
         });
         let addr = rx
@@ -88,7 +97,15 @@ impl Server {
             data: data.to_path_buf(),
             _dir: None,
             log,
+            log_gone,
         }
+    }
+
+    /// Closes the server's stderr pipe after the next line it logs, as a
+    /// log shipper that dies would.
+    pub fn drop_log(&self) {
+        self.log_gone
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn kill9(&mut self) {
