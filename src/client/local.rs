@@ -19,6 +19,7 @@ use crate::registry::error::{Code, RegistryError};
 use crate::registry::gc::{GcOptions, GcReport};
 use crate::registry::images::{ImageRef, ImageRow, Inspection};
 use crate::registry::ops::Deleted;
+use crate::registry::refglob::RefGlob;
 use crate::registry::retention::{RetentionReport, Rule};
 
 pub struct Local {
@@ -90,8 +91,12 @@ fn about(reference: &str) -> impl Fn(RegistryError) -> ClientError + '_ {
 
 #[async_trait]
 impl Client for Local {
-    async fn images(&self) -> Result<Vec<ImageRow>> {
-        Ok(self.reg.images().await?)
+    async fn images(&self, pattern: Option<&str>) -> Result<Vec<ImageRow>> {
+        let glob = pattern
+            .map(RefGlob::new)
+            .transpose()
+            .map_err(|e| ClientError::new(ErrorKind::Invalid, e))?;
+        Ok(self.reg.images(glob.as_ref()).await?)
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {

@@ -136,8 +136,10 @@ pub struct CreatedToken {
 
 #[async_trait]
 pub trait Client: Send + Sync {
-    /// Every tag of every repository, sorted.
-    async fn images(&self) -> Result<Vec<ImageRow>>;
+    /// Every tag of every repository, sorted; with `pattern` (a `RefGlob`:
+    /// `repo:tag` or a repository alone), only the tags it matches, and only
+    /// those are read.
+    async fn images(&self, pattern: Option<&str>) -> Result<Vec<ImageRow>>;
     async fn inspect(&self, reference: &str) -> Result<Inspection>;
     async fn tag(&self, source: &str, target: &str) -> Result<Tagged>;
     /// `expect`: delete a tag only while it names this digest.

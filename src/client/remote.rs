@@ -302,8 +302,14 @@ fn segment(s: &str) -> String {
 
 #[async_trait]
 impl Client for Remote {
-    async fn images(&self) -> Result<Vec<ImageRow>> {
-        self.fetch(Method::GET, "images").await
+    async fn images(&self, pattern: Option<&str>) -> Result<Vec<ImageRow>> {
+        match pattern {
+            Some(p) => {
+                self.fetch(Method::GET, &format!("images?pattern={}", q(p)))
+                    .await
+            }
+            None => self.fetch(Method::GET, "images").await,
+        }
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {

@@ -43,7 +43,9 @@ fn ls(pattern: Option<&str>, ui: &Ui) -> CmdResult {
         .map_err(Failure::Usage)?;
     let client = ui.client()?;
     let rows = block_on(async {
-        let rows = client.images().await?;
+        // The server filters too (reading only what matches); a server from
+        // before it did ignores the parameter, hence the filter below.
+        let rows = client.images(pattern).await?;
         Ok(rows)
     })?;
     let rows: Vec<_> = rows

@@ -150,7 +150,7 @@ pub fn plan(rules: &[Rule], images: &[ImageRow], now: u64) -> Result<Vec<Removal
 
 impl Registry {
     pub async fn retention(&self, rules: &[Rule], dry_run: bool) -> Result<RetentionReport> {
-        let images = self.images().await?;
+        let images = self.images(None).await?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -90,7 +90,9 @@ async fn dispatch(
 ) -> Result<Response, ClientError> {
     let client = jobs.client();
     match (method.as_str(), path.trim_end_matches('/')) {
-        ("GET", "images") => ok(&client.images().await?),
+        ("GET", "images") => ok(&client
+            .images(query_param(query, "pattern").as_deref())
+            .await?),
         ("GET", "inspect") => {
             let reference = query_param(query, "ref")
                 .ok_or_else(|| invalid("the query parameter ref is required"))?;

@@ -122,6 +122,14 @@ fn images_ls_and_inspect_agree_over_url_and_storage() {
         let (quiet, _) = run(&with(via, &["images", "ls", "-q", "team/**"]), 0);
         assert_eq!(quiet, "team/app:dev-1\nteam/app:v1\n");
     }
+    // The server filters itself (and reads only what matches).
+    let c = server.client();
+    let rows: Value = rt().block_on(async {
+        let r = c.http.get(c.u("/api/v1/images?pattern=%2A%2A%3Adev-%2A"));
+        r.send().await.unwrap().json().await.unwrap()
+    });
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["tag"], "dev-1");
 
     let a = json(&with(&remote, &["images", "inspect", "team/app:v1"]));
     let b = json(&with(&local, &["images", "inspect", "team/app:v1"]));
@@ -449,6 +457,7 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
                 "not_found",
             ),
             ("GET", "/api/v1/inspect", "", 400, "invalid"),
+            ("GET", "/api/v1/images?pattern=a%5B", "", 400, "invalid"),
             ("GET", "/api/v1/nope", "", 404, "not_found"),
             ("DELETE", "/api/v1/images", "", 405, "invalid"),
             ("GET", "/api/v1/tokens/x", "", 405, "invalid"),
