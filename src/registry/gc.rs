@@ -412,15 +412,7 @@ impl Registry {
         let mut out = Vec::new();
         let mut scanned = 0;
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
-            let top = format!("{}/{alg}", layout::BLOBS);
-            let listed = self.storage.list(&top).await?;
-            let shards: Vec<String> = listed
-                .into_iter()
-                .filter_map(|e| match e {
-                    Entry::Prefix(shard) => Some(format!("{top}/{shard}")),
-                    Entry::Object(_) => None,
-                })
-                .collect();
+            let shards = self.blob_shards(alg).await?;
             let total = shards.len() as u64;
             let mut shards = stream::iter(shards)
                 .map(|shard| self.unreferenced_in_shard(alg, shard, marked, cutoff))
@@ -447,11 +439,7 @@ impl Registry {
     ) -> Result<(Vec<Candidate>, u64)> {
         let mut out = Vec::new();
         let mut scanned = 0;
-        for e in self.storage.list(&shard).await? {
-            let Entry::Prefix(hex) = e else { continue };
-            let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
-                continue;
-            };
+        for d in self.blobs_in_shard(alg, &shard).await? {
             scanned += 1;
             if marked.contains(&d) {
                 continue;
@@ -473,24 +461,51 @@ impl Registry {
     pub async fn blob_totals(&self) -> Result<(u64, u64)> {
         let (mut n, mut bytes) = (0, 0);
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
-            let top = format!("{}/{alg}", layout::BLOBS);
-            for shard in self.storage.list(&top).await? {
-                let Entry::Prefix(shard) = shard else {
-                    continue;
-                };
-                for e in self.storage.list(&format!("{top}/{shard}")).await? {
-                    let Entry::Prefix(hex) = e else { continue };
-                    let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() else {
-                        continue;
-                    };
-                    if let Some(m) = self.storage.stat(&layout::blob(&d)).await? {
-                        n += 1;
-                        bytes += m.size;
+            let shards = self.blob_shards(alg).await?;
+            let mut totals = stream::iter(shards)
+                .map(|shard| async move {
+                    let (mut n, mut bytes) = (0, 0);
+                    for d in self.blobs_in_shard(alg, &shard).await? {
+                        if let Some(m) = self.storage.stat(&layout::blob(&d)).await? {
+                            n += 1;
+                            bytes += m.size;
+                        }
                     }
-                }
+                    Ok::<_, RegistryError>((n, bytes))
+                })
+                .buffer_unordered(super::PARALLEL_READS);
+            while let Some(total) = totals.next().await {
+                let (shard_n, shard_bytes) = total?;
+                n += shard_n;
+                bytes += shard_bytes;
             }
         }
         Ok((n, bytes))
+    }
+
+    /// The shard directories of `alg`'s blobs (`blobs/<alg>/<xx>`).
+    async fn blob_shards(&self, alg: Algorithm) -> Result<Vec<String>> {
+        let top = format!("{}/{alg}", layout::BLOBS);
+        let listed = self.storage.list(&top).await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Prefix(shard) => Some(format!("{top}/{shard}")),
+                Entry::Object(_) => None,
+            })
+            .collect())
+    }
+
+    /// The blobs in one shard directory.
+    async fn blobs_in_shard(&self, alg: Algorithm, shard: &str) -> Result<Vec<Digest>> {
+        let listed = self.storage.list(shard).await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Prefix(hex) => format!("{alg}:{hex}").parse().ok(),
+                Entry::Object(_) => None,
+            })
+            .collect())
     }
 
     /// What an interrupted GC left in the trash.

@@ -140,13 +140,15 @@ impl Registry {
     /// Counts of what is stored, and the bytes of every blob.
     pub async fn usage(&self) -> Result<crate::client::Usage> {
         let repos = self.catalog().await?;
-        let mut tags = 0;
-        for r in &repos {
-            tags += self.tags(r).await.map(|t| t.len() as u64).unwrap_or(0);
-        }
+        let repositories = repos.len() as u64;
+        let tags: u64 = stream::iter(repos)
+            .map(|r| async move { self.tags(&r).await.map_or(0, |t| t.len() as u64) })
+            .buffer_unordered(super::PARALLEL_READS)
+            .fold(0, |sum, n| async move { sum + n })
+            .await;
         let (blobs, bytes) = self.blob_totals().await?;
         Ok(crate::client::Usage {
-            repositories: repos.len() as u64,
+            repositories,
             tags,
             blobs,
             bytes,

@@ -414,6 +414,35 @@ fn retention_dry_run_then_apply() {
     assert_eq!(again["removals"], serde_json::json!([]));
 }
 
+/// `GET /api/v1/usage` counts what the store holds: checked against a walk
+/// of the blob directory.
+#[test]
+fn usage_counts_the_store() {
+    let server = Server::start();
+    seed(&server);
+    let (mut blobs, mut bytes) = (0, 0);
+    for alg in std::fs::read_dir(server.data.join("blobs")).unwrap() {
+        for shard in std::fs::read_dir(alg.unwrap().path()).unwrap() {
+            for blob in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+                blobs += 1;
+                bytes += std::fs::metadata(blob.unwrap().path().join("data"))
+                    .unwrap()
+                    .len();
+            }
+        }
+    }
+    let c = server.client();
+    let usage: Value = rt().block_on(async {
+        let r = c.http.get(c.u("/api/v1/usage")).send().await.unwrap();
+        r.json().await.unwrap()
+    });
+    assert_eq!(usage["repositories"], 2, "{usage}");
+    assert_eq!(usage["tags"], 3, "{usage}");
+    assert_eq!(usage["blobs"], blobs, "{usage}");
+    assert_eq!(usage["bytes"], bytes, "{usage}");
+    assert!(blobs >= 6, "{usage}");
+}
+
 #[test]
 fn admin_api_documents_itself_and_answers_errors_as_json() {
     let server = Server::start();
