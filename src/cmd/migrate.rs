@@ -132,33 +132,33 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
             bytes_copied: 0,
             seconds: 0.0,
         };
-        for item in &plan {
-            let r = transfer::copy(src.as_ref(), dst.as_deref(), item, args.dry_run, &progress)
-                .await
-                .map_err(|e| {
-                    Failure::Failed(format!(
-                        "stopped at {}: {e} ({} objects copied; run the same command again to resume)",
-                        item.key, s.copied
-                    ))
-                })?;
-            match r {
-                Outcome::Copied(n) => {
-                    s.copied += 1;
-                    s.bytes_copied += n;
-                }
-                Outcome::Gone => {
-                    s.gone += 1;
-                    if let Some(bar) = &bar {
-                        bar.inc(item.size);
+        let copied = transfer::copy_all(
+            src.as_ref(),
+            dst.as_deref(),
+            &plan,
+            args.dry_run,
+            &progress,
+            |item, outcome| {
+                match outcome {
+                    Outcome::Copied(n) => {
+                        s.copied += 1;
+                        s.bytes_copied += n;
+                        return; // its bytes moved the bar as they went
                     }
+                    Outcome::Gone => s.gone += 1,
+                    Outcome::Skipped => s.skipped += 1,
                 }
-                Outcome::Skipped => {
-                    s.skipped += 1;
-                    if let Some(bar) = &bar {
-                        bar.inc(item.size);
-                    }
+                if let Some(bar) = &bar {
+                    bar.inc(item.size);
                 }
-            }
+            },
+        )
+        .await;
+        if let Err((key, e)) = copied {
+            return Err(Failure::Failed(format!(
+                "stopped at {key}: {e} ({} objects copied; run the same command again to resume)",
+                s.copied
+            )));
         }
         s.seconds = started.elapsed().as_secs_f64();
         Ok(s)

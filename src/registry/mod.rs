@@ -28,10 +28,7 @@ use crate::storage::{Entry, Storage, layout};
 use cache::ManifestCache;
 use error::{Code, RegistryError, Result};
 
-/// How many small objects (tags, manifests, configs) a listing reads at once:
-/// on S3 each is a round trip, and one at a time a store of thousands of
-/// images took minutes to list.
-const PARALLEL_READS: usize = 16;
+use crate::storage::PARALLEL_READS;
 
 pub struct Registry {
     storage: Arc<dyn Storage>,

@@ -21,12 +21,12 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use super::transfer::{self, Progress, Verified};
-use super::{ByteStream, Storage, StorageError, layout};
+use super::{ByteStream, PARALLEL_READS, Storage, StorageError, layout};
 
 pub const HEADER: &str = "nora-backup.json";
 const FORMAT: u32 = 1;
@@ -79,29 +79,38 @@ impl Snapshot {
 
 /// Reads the snapshot; call it with gc held off (`with_gc_paused`).
 pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
-    let mut others = Vec::new();
-    for item in transfer::plan_small(s).await? {
+    // Tags come with their value; the other links are read now.
+    let read = |item: transfer::Item| async move {
         match item.value {
-            Some(v) => others.push((item.key, v)),
+            Some(v) => Ok(Some((item.key, v))),
             None => match s.read_small(&item.key, SMALL_MAX).await {
-                Ok(v) => others.push((item.key, v)),
+                Ok(v) => Ok(Some((item.key, v))),
                 // Deleted since the listing (a tag or an upload link): not in.
-                Err(StorageError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                Err(StorageError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
             },
         }
-    }
-    let mut blobs = Vec::new();
+    };
+    let others: Vec<Option<(String, Bytes)>> = stream::iter(transfer::plan_small(s).await?)
+        .map(read)
+        .buffered(PARALLEL_READS)
+        .try_collect()
+        .await?;
+    let mut others: Vec<(String, Bytes)> = others.into_iter().flatten().collect();
     let mut keys = Vec::new();
     transfer::walk(s, layout::BLOBS, &mut keys).await?;
-    for key in keys {
-        if layout::parse_blob(&key).is_none() {
-            continue;
-        }
-        if let Some(m) = s.stat(&key).await? {
-            blobs.push((key, m.size));
-        }
-    }
+    keys.retain(|key| layout::parse_blob(key).is_some());
+    let sizes: Vec<Option<u64>> = stream::iter(&keys)
+        .map(|key| async move { Ok::<_, StorageError>(s.stat(key).await?.map(|m| m.size)) })
+        .buffered(PARALLEL_READS)
+        .try_collect()
+        .await?;
+    // (None: deleted since the listing.)
+    let mut blobs: Vec<(String, u64)> = keys
+        .into_iter()
+        .zip(sizes)
+        .filter_map(|(key, size)| Some((key, size?)))
+        .collect();
     // A gc killed mid-way may have left referenced blobs in its trash; the
     // registry would restore them on use, the archive holds them in place.
     let mut trash = Vec::new();

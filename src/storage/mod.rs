@@ -117,6 +117,11 @@ pub enum Entry {
     Prefix(String),
 }
 
+/// How many listings or small reads a walk over the store has in flight: on
+/// S3 each is a round trip, and one at a time a store of thousands of images
+/// took minutes to list, or an hour to migrate.
+pub const PARALLEL_READS: usize = 16;
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Stores `body` under `key`. The object becomes visible only once every

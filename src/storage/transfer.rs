@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::stream::{self, FuturesUnordered};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 
-use super::{ByteStream, Entry, Storage, StorageError, layout};
+use super::{ByteStream, Entry, PARALLEL_READS, Storage, StorageError, layout};
 use crate::registry::digest::{Digest, Hasher};
 
 /// Small objects (links, tags, tokens, session state) are compared whole.
@@ -54,11 +55,7 @@ pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
     let mut blobs = Vec::new();
     walk(src, layout::BLOBS, &mut blobs).await?;
     blobs.retain(|k| layout::is_copied(k));
-    for key in blobs {
-        if let Some(item) = stat_item(src, key).await? {
-            items.push(item);
-        }
-    }
+    items.extend(stat_items(src, blobs).await?);
     items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
     Ok(items)
 }
@@ -66,41 +63,43 @@ pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
 /// Every object but the blobs: tags read first, then the other keys listed
 /// (see the module's comment for why in that order).
 pub async fn plan_small(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
-    let mut items = Vec::new();
-    for key in keys_but_blobs(src).await? {
-        if phase(&key) != TAGS {
-            continue;
-        }
-        match src.read_small(&key, SMALL_MAX).await {
-            Ok(v) => {
-                // The copy is written now: a tag that does not record when it
-                // was pushed takes its source's time along in its content.
-                let v = match layout::tag_pushed(&v) {
-                    Some(_) => v,
-                    None => match src.stat(&key).await? {
-                        Some(meta) => layout::tag_with_pushed(v, meta.modified),
-                        None => v,
-                    },
-                };
-                items.push(Item {
-                    key,
-                    size: v.len() as u64,
-                    value: Some(v),
-                })
-            }
-            Err(StorageError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for key in keys_but_blobs(src).await? {
-        if phase(&key) != TAGS
-            && let Some(item) = stat_item(src, key).await?
-        {
-            items.push(item);
-        }
-    }
+    let mut tags = keys_but_blobs(src).await?;
+    tags.retain(|k| phase(k) == TAGS);
+    let tags: Vec<Option<Item>> = stream::iter(tags)
+        .map(|key| read_tag(src, key))
+        .buffer_unordered(PARALLEL_READS)
+        .try_collect()
+        .await?;
+    let mut items: Vec<Item> = tags.into_iter().flatten().collect();
+    let mut others = keys_but_blobs(src).await?;
+    others.retain(|k| phase(k) != TAGS);
+    items.extend(stat_items(src, others).await?);
     items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
     Ok(items)
+}
+
+/// A tag as read now, to be copied as it is (None: deleted since listed).
+async fn read_tag(src: &dyn Storage, key: String) -> Result<Option<Item>, StorageError> {
+    match src.read_small(&key, SMALL_MAX).await {
+        Ok(v) => {
+            // The copy is written now: a tag that does not record when it
+            // was pushed takes its source's time along in its content.
+            let v = match layout::tag_pushed(&v) {
+                Some(_) => v,
+                None => match src.stat(&key).await? {
+                    Some(meta) => layout::tag_with_pushed(v, meta.modified),
+                    None => v,
+                },
+            };
+            Ok(Some(Item {
+                key,
+                size: v.len() as u64,
+                value: Some(v),
+            }))
+        }
+        Err(StorageError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The keys under `repositories/` and `auth/`: nothing else at the store's
@@ -123,11 +122,12 @@ async fn stat_item(src: &dyn Storage, key: String) -> Result<Option<Item>, Stora
     }))
 }
 
+const BLOBS: u8 = 0;
 const TAGS: u8 = 2;
 
 fn phase(key: &str) -> u8 {
     if key.starts_with("blobs/") {
-        0
+        BLOBS
     } else if key.contains("/_manifests/tags/") {
         TAGS
     } else if key.starts_with("auth/") {
@@ -137,22 +137,45 @@ fn phase(key: &str) -> u8 {
     }
 }
 
-/// Every object key under `prefix`, depth first.
+/// Every object key under `prefix`, in no particular order; PARALLEL_READS
+/// directories are listed at once.
 pub async fn walk(
     s: &dyn Storage,
     prefix: &str,
     out: &mut Vec<String>,
 ) -> Result<(), StorageError> {
-    let mut stack = vec![prefix.to_string()];
-    while let Some(p) = stack.pop() {
-        for e in s.list(&p).await? {
+    let mut pending = vec![prefix.to_string()];
+    let mut listing = FuturesUnordered::new();
+    loop {
+        while listing.len() < PARALLEL_READS
+            && let Some(p) = pending.pop()
+        {
+            listing.push(async move {
+                let entries = s.list(&p).await;
+                (p, entries)
+            });
+        }
+        let Some((p, entries)) = listing.next().await else {
+            return Ok(());
+        };
+        for e in entries? {
             match e {
                 Entry::Object(o) => out.push(format!("{p}/{o}")),
-                Entry::Prefix(d) => stack.push(format!("{p}/{d}")),
+                Entry::Prefix(d) => pending.push(format!("{p}/{d}")),
             }
         }
     }
-    Ok(())
+}
+
+/// `stat_item` of every key, PARALLEL_READS at a time; the keys gone since
+/// their listing are left out.
+async fn stat_items(src: &dyn Storage, keys: Vec<String>) -> Result<Vec<Item>, StorageError> {
+    let items: Vec<Option<Item>> = stream::iter(keys)
+        .map(|key| stat_item(src, key))
+        .buffer_unordered(PARALLEL_READS)
+        .try_collect()
+        .await?;
+    Ok(items.into_iter().flatten().collect())
 }
 
 /// Copies `item` unless `dst` has it already; `dry_run` only decides (and
@@ -213,6 +236,39 @@ pub async fn copy(
     let n = dst.put_bytes(&item.key, value).await?;
     progress(n);
     Ok(Outcome::Copied(n))
+}
+
+/// How many blobs `copy_all` streams at once: each can hold an S3 part
+/// (8 MiB) in memory. Links, tags and tokens go PARALLEL_READS at a time.
+const PARALLEL_BLOBS: usize = 4;
+
+/// Copies the items of `plan` (sorted as `plan` sorts them), handing each
+/// outcome to `done`. One phase (blobs, links, tags, auth) is finished before
+/// the next starts, so nothing lands before what it names; within a phase,
+/// items are independent and copied several at a time. Stops at the first
+/// error, with the key it failed on.
+pub async fn copy_all(
+    src: &dyn Storage,
+    dst: Option<&dyn Storage>,
+    plan: &[Item],
+    dry_run: bool,
+    progress: &Progress,
+    mut done: impl FnMut(&Item, Outcome),
+) -> Result<(), (String, StorageError)> {
+    for group in plan.chunk_by(|a, b| phase(&a.key) == phase(&b.key)) {
+        let width = if phase(&group[0].key) == BLOBS {
+            PARALLEL_BLOBS
+        } else {
+            PARALLEL_READS
+        };
+        let mut copies = stream::iter(group)
+            .map(|item| async move { (item, copy(src, dst, item, dry_run, progress).await) })
+            .buffer_unordered(width);
+        while let Some((item, outcome)) = copies.next().await {
+            done(item, outcome.map_err(|e| (item.key.clone(), e))?);
+        }
+    }
+    Ok(())
 }
 
 /// Passes bytes through, hashing them; ends in an error instead of a clean
@@ -384,5 +440,28 @@ mod tests {
             assert_eq!(got, Outcome::Gone, "{}", item.key);
         }
         assert!(dst.list("").await.unwrap().is_empty());
+    }
+
+    /// The walk lists many directories at once: it still finds every key,
+    /// once, at any depth, and nothing outside its prefix.
+    #[tokio::test]
+    async fn a_walk_finds_every_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path(), false).unwrap();
+        let mut want = Vec::new();
+        for i in 0..60 {
+            let key = format!("top/{}/{}/k{i}", i % 7, i % 3);
+            s.put_bytes(&key, "x".into()).await.unwrap();
+            want.push(key);
+        }
+        for key in ["top/deep/a/b/c/d/e", "top/k", "other/k"] {
+            s.put_bytes(key, "x".into()).await.unwrap();
+        }
+        want.extend(["top/deep/a/b/c/d/e".to_string(), "top/k".to_string()]);
+        let mut got = Vec::new();
+        walk(&s, "top", &mut got).await.unwrap();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 }
