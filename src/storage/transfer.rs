@@ -16,6 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -246,7 +247,8 @@ const PARALLEL_BLOBS: usize = 4;
 /// outcome to `done`. One phase (blobs, links, tags, auth) is finished before
 /// the next starts, so nothing lands before what it names; within a phase,
 /// items are independent and copied several at a time. Stops at the first
-/// error, with the key it failed on.
+/// error, with the key it failed on, once the copies under way have ended
+/// (cut off, an S3 upload would be left behind unaborted).
 pub async fn copy_all(
     src: &dyn Storage,
     dst: Option<&dyn Storage>,
@@ -255,17 +257,35 @@ pub async fn copy_all(
     progress: &Progress,
     mut done: impl FnMut(&Item, Outcome),
 ) -> Result<(), (String, StorageError)> {
+    let failed = AtomicBool::new(false);
+    let mut first_error = None;
     for group in plan.chunk_by(|a, b| phase(&a.key) == phase(&b.key)) {
         let width = if phase(&group[0].key) == BLOBS {
             PARALLEL_BLOBS
         } else {
             PARALLEL_READS
         };
+        let failed = &failed;
         let mut copies = stream::iter(group)
-            .map(|item| async move { (item, copy(src, dst, item, dry_run, progress).await) })
+            .map(|item| async move {
+                if failed.load(Ordering::Relaxed) {
+                    return (item, None); // not started: an earlier copy failed
+                }
+                (item, Some(copy(src, dst, item, dry_run, progress).await))
+            })
             .buffer_unordered(width);
         while let Some((item, outcome)) = copies.next().await {
-            done(item, outcome.map_err(|e| (item.key.clone(), e))?);
+            match outcome {
+                Some(Ok(outcome)) => done(item, outcome),
+                Some(Err(e)) => {
+                    failed.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert((item.key.clone(), e));
+                }
+                None => {}
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
     }
     Ok(())
@@ -463,5 +483,46 @@ mod tests {
         got.sort();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    /// A blob whose bytes do not match its digest stops the copy with its
+    /// key: it never lands, and no later phase (links here) starts.
+    #[tokio::test]
+    async fn a_bad_blob_stops_the_copy_before_the_links() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = FsStorage::open(a.path(), false).unwrap();
+        let dst = FsStorage::open(b.path(), false).unwrap();
+        for i in 0..20 {
+            let bytes = format!("blob {i}");
+            let d = Digest::of(Algorithm::Sha256, bytes.as_bytes());
+            src.put_bytes(&layout::blob(&d), bytes.into())
+                .await
+                .unwrap();
+            src.put_bytes(&layout::revision("r", &d), "x".into())
+                .await
+                .unwrap();
+        }
+        let bad = Digest::of(Algorithm::Sha256, b"what it should be");
+        src.put_bytes(&layout::blob(&bad), "what it is".into())
+            .await
+            .unwrap();
+        let plan = plan(&src).await.unwrap();
+        let progress: Progress = Arc::new(|_| {});
+        let mut copied = 0;
+        let failed = copy_all(&src, Some(&dst), &plan, false, &progress, |_, o| {
+            assert!(matches!(o, Outcome::Copied(_)));
+            copied += 1;
+        })
+        .await;
+        let (key, _) = failed.unwrap_err();
+        assert_eq!(key, layout::blob(&bad));
+        assert!(dst.stat(&key).await.unwrap().is_none());
+        assert!(
+            copied <= 20,
+            "{copied}: links were copied after the failure"
+        );
+        let mut links = Vec::new();
+        walk(&dst, layout::REPOSITORIES, &mut links).await.unwrap();
+        assert!(links.is_empty(), "{links:?}");
     }
 }
