@@ -222,6 +222,31 @@ impl Read for StreamReader {
 
 /// Reads a tar.gz written by `write` into `dst` (on a blocking thread).
 /// With `dry_run`, every blob is read and verified, nothing is written.
+/// Writes one link, tag or auth object of a restore; None when it is left
+/// out: never a link to what the store lacks (an archive edited by hand, or
+/// restored over a store that lost it since).
+async fn write_other(
+    dst: &dyn Storage,
+    key: &str,
+    value: &Bytes,
+    dry_run: bool,
+    progress: &Progress,
+) -> io::Result<Option<u64>> {
+    let n = value.len() as u64;
+    if !dry_run {
+        if let Some(needed) = layout::depends_on(key, value)
+            && dst.stat(&needed).await.map_err(io::Error::other)?.is_none()
+        {
+            return Ok(None);
+        }
+        dst.put_bytes(key, value.clone())
+            .await
+            .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
+    }
+    progress(n);
+    Ok(Some(n))
+}
+
 pub fn restore(
     dst: Arc<dyn Storage>,
     input: impl Read,
@@ -366,26 +391,25 @@ pub fn restore(
             header.others
         )));
     }
-    for (key, value) in others {
-        let n = value.len() as u64;
-        if !dry_run {
-            // Never a link to what the store lacks (an archive edited by
-            // hand, or restored over a store that lost it since).
-            if let Some(needed) = layout::depends_on(&key, &value)
-                && rt
-                    .block_on(dst.stat(&needed))
-                    .map_err(io::Error::other)?
-                    .is_none()
-            {
-                report.links_left_out += 1;
-                continue;
+    // Phase by phase (links, tags, auth): a tag is checked against its
+    // revision only once every revision is in.
+    others.sort_by_key(|(key, _)| transfer::phase(key));
+    for group in others.chunk_by(|a, b| transfer::phase(&a.0) == transfer::phase(&b.0)) {
+        let written: Vec<Option<u64>> = rt.block_on(
+            stream::iter(group)
+                .map(|(key, value)| write_other(dst.as_ref(), key, value, dry_run, &progress))
+                .buffer_unordered(PARALLEL_READS)
+                .try_collect(),
+        )?;
+        for n in written {
+            match n {
+                Some(n) => {
+                    report.others_written += 1;
+                    report.bytes_written += n;
+                }
+                None => report.links_left_out += 1,
             }
-            rt.block_on(dst.put_bytes(&key, value))
-                .map_err(|e| io::Error::other(format!("{key}: {e}")))?;
         }
-        report.others_written += 1;
-        report.bytes_written += n;
-        progress(n);
     }
     Ok(report)
 }

@@ -126,7 +126,8 @@ async fn stat_item(src: &dyn Storage, key: String) -> Result<Option<Item>, Stora
 const BLOBS: u8 = 0;
 const TAGS: u8 = 2;
 
-fn phase(key: &str) -> u8 {
+/// The write order of layout.rs: blobs, links, tags, auth.
+pub(super) fn phase(key: &str) -> u8 {
     if key.starts_with("blobs/") {
         BLOBS
     } else if key.contains("/_manifests/tags/") {
