@@ -22,7 +22,7 @@
 //! purged, so the client retries). Blob reads restore from the trash too,
 //! which heals a GC that was killed between steps 2 and 4.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{StreamExt, stream};
@@ -240,7 +240,7 @@ impl Registry {
             ..Default::default()
         };
         let mut marked = HashSet::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashMap::new();
         let (repos, manifests) = self.mark(&mut marked, &mut seen, progress).await?;
         report.repositories = repos;
         report.manifests = manifests;
@@ -303,12 +303,12 @@ impl Registry {
     }
 
     /// Adds to `marked` every digest referenced by a revision not yet in
-    /// `seen`. Returns (repositories, manifests) counted. Repositories are
+    /// `seen` (per repository, the manifests an earlier pass read). Returns (repositories, manifests) counted. Repositories are
     /// read PARALLEL_READS at a time (on S3 each read is a round trip).
     async fn mark(
         &self,
         marked: &mut HashSet<Digest>,
-        seen: &mut HashSet<(String, Digest)>,
+        seen: &mut HashMap<String, HashSet<Digest>>,
         progress: Progress<'_>,
     ) -> Result<(u64, u64)> {
         let repos = self.catalog().await?;
@@ -317,7 +317,7 @@ impl Registry {
         let seen_before = &*seen;
         let mut reads = stream::iter(repos)
             .map(|repo| async move {
-                let found = self.mark_repository(&repo, seen_before).await;
+                let found = self.mark_repository(&repo, seen_before.get(&repo)).await;
                 (repo, found)
             })
             .buffer_unordered(super::PARALLEL_READS);
@@ -334,13 +334,14 @@ impl Registry {
         }
         drop(reads);
         for (repo, digests) in seen_now {
-            seen.extend(digests.into_iter().map(|d| (repo.clone(), d)));
+            seen.entry(repo).or_default().extend(digests);
         }
         Ok((total, manifests))
     }
 
-    /// What `repo` references through its revisions not in `seen`.
-    async fn mark_repository(&self, repo: &str, seen: &HashSet<(String, Digest)>) -> Result<Marks> {
+    /// What `repo` references through its revisions not in `seen` (its
+    /// manifests an earlier pass read).
+    async fn mark_repository(&self, repo: &str, seen: Option<&HashSet<Digest>>) -> Result<Marks> {
         let mut work = self.revisions(repo).await?;
         let mut found = Marks {
             revisions: work.len() as u64,
@@ -350,7 +351,7 @@ impl Registry {
         // while the index stays (a store from before such deletes were
         // refused) keeps its layers for as long as the index keeps it.
         while let Some(d) = work.pop() {
-            if seen.contains(&(repo.to_string(), d.clone())) || !found.manifests.insert(d.clone()) {
+            if seen.is_some_and(|s| s.contains(&d)) || !found.manifests.insert(d.clone()) {
                 continue;
             }
             found.referenced.insert(d.clone());
