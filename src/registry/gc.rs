@@ -570,15 +570,10 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::testing::{age, push_blob, registry};
+    use crate::registry::testing::{self, age, push_blob, registry};
 
     async fn gc(reg: &Registry) -> Result<GcReport> {
-        let opts = GcOptions {
-            dry_run: true,
-            grace: Duration::ZERO,
-            upload_ttl: Duration::from_secs(3600),
-        };
-        reg.gc(&opts, &|_, _, _| {}).await
+        testing::gc(reg, true, Duration::ZERO).await
     }
 
     /// An old unreferenced blob (the layer of a deleted image) that a client
@@ -602,12 +597,9 @@ mod tests {
             push_blob(&reg, "r", b"layer of a deleted image").await,
             again
         );
-        let opts = GcOptions {
-            dry_run: false,
-            grace: Duration::from_secs(60),
-            upload_ttl: Duration::from_secs(3600),
-        };
-        let report = reg.gc(&opts, &|_, _, _| {}).await.unwrap();
+        let report = testing::gc(&reg, false, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(report.blobs_removed, 1);
         assert!(
             reg.storage

@@ -49,9 +49,7 @@ impl Registry {
         self.marked.every = (grace / 2).clamp(MARK_AT_LEAST_EVERY, MARK_AT_MOST_EVERY);
         self
     }
-}
 
-impl Registry {
     /// Notes that a client found blob `d`, last written at `modified`.
     /// Best effort: a failed write costs at worst the push a retry.
     pub(super) async fn note_found(&self, d: &Digest, modified: SystemTime) {
@@ -107,16 +105,13 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::gc::{GcOptions, GcReport};
-    use crate::registry::testing::{age, push_blob, registry};
+    use crate::registry::gc::GcReport;
+    use crate::registry::testing::{self, age, push_blob, registry};
 
     async fn gc(reg: &Registry) -> GcReport {
-        let opts = GcOptions {
-            dry_run: false,
-            grace: Duration::from_secs(3600),
-            upload_ttl: Duration::from_secs(3600),
-        };
-        reg.gc(&opts, &|_, _, _| {}).await.unwrap()
+        testing::gc(reg, false, Duration::from_secs(3600))
+            .await
+            .unwrap()
     }
 
     /// An old unreferenced blob a client finds (HEAD, or a mount) is kept

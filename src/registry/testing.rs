@@ -23,6 +23,20 @@ pub fn registry(dir: &Path) -> Registry {
     )
 }
 
+/// A gc with `grace` (uploads expire after an hour), progress unheard.
+pub async fn gc(
+    reg: &Registry,
+    dry_run: bool,
+    grace: Duration,
+) -> crate::registry::error::Result<super::gc::GcReport> {
+    let opts = super::gc::GcOptions {
+        dry_run,
+        grace,
+        upload_ttl: Duration::from_secs(3600),
+    };
+    reg.gc(&opts, &|_, _, _| {}).await
+}
+
 /// Makes the file at `path` look written `by` ago.
 pub fn age(path: &Path, by: Duration) {
     std::fs::File::options()
