@@ -143,29 +143,6 @@ impl S3Storage {
         get_ranged(&self.client, &self.bucket, k, from, to, None).await
     }
 
-    /// Whether object `k` holds exactly `ours`. A conditional PUT whose
-    /// answer was lost is sent again by the SDK and then refused (412)
-    /// because the first one stored it: that is this request's own write,
-    /// not another's. (Callers make what they write with `put_if_absent`
-    /// unique to the writer, so equal bytes mean the write was ours.)
-    async fn holds(&self, k: &str, ours: &Bytes) -> bool {
-        let Ok(got) = self.get_whole(k, k).await else {
-            return false;
-        };
-        if got.size != ours.len() as u64 {
-            return false;
-        }
-        let mut stored = Vec::with_capacity(ours.len());
-        let mut body = got.body;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(c) => stored.extend_from_slice(&c),
-                Err(_) => return false,
-            }
-        }
-        stored == ours[..]
-    }
-
     async fn get_whole(&self, key: &str, k: &str) -> Result<GetObject> {
         let out = self
             .client
@@ -197,8 +174,18 @@ impl S3Storage {
             if if_absent {
                 req = req.if_none_match("*");
             }
+            // A conditional PUT whose answer was lost is sent again by the
+            // SDK and then refused (412) because the first one stored it:
+            // that is this request's own write, not another's. (Callers make
+            // what they write with `put_if_absent` unique to the writer, so
+            // equal bytes mean the write was ours.)
+            let ours = |got: Bytes| got == first;
             return match req.send().await.map_err(|e| put_error(&k, e)) {
-                Err(StorageError::AlreadyExists(_)) if self.holds(&k, &first).await => Ok(size),
+                Err(StorageError::AlreadyExists(_))
+                    if self.read_small(key, size).await.is_ok_and(ours) =>
+                {
+                    Ok(size)
+                }
                 Err(e) => Err(e),
                 Ok(_) => Ok(size),
             };
