@@ -303,13 +303,8 @@ fn segment(s: &str) -> String {
 #[async_trait]
 impl Client for Remote {
     async fn images(&self, pattern: Option<&str>) -> Result<Vec<ImageRow>> {
-        match pattern {
-            Some(p) => {
-                self.fetch(Method::GET, &format!("images?pattern={}", q(p)))
-                    .await
-            }
-            None => self.fetch(Method::GET, "images").await,
-        }
+        let path = pattern.map_or_else(|| "images".into(), |p| format!("images?pattern={}", q(p)));
+        self.fetch(Method::GET, &path).await
     }
 
     async fn inspect(&self, reference: &str) -> Result<Inspection> {
