@@ -62,6 +62,21 @@ pub struct Server {
     /// connection, temp file and upload would otherwise be held forever).
     #[serde(with = "humantime_serde_compat")]
     pub body_timeout: Duration,
+    /// HTTPS: a PEM certificate chain and its private key. Replaced files
+    /// are picked up without a restart (see serve/tls.rs).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Server {
+    /// `https` when the server terminates TLS itself.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +143,8 @@ impl Default for Server {
             public_url: None,
             shutdown_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -360,6 +377,22 @@ const ENV_VARS: &[EnvVar] = &[
         key: "server.body_timeout",
         set: |c, v| {
             c.server.body_timeout = parse_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_TLS_CERT",
+        key: "server.tls_cert",
+        set: |c, v| {
+            c.server.tls_cert = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_TLS_KEY",
+        key: "server.tls_key",
+        set: |c, v| {
+            c.server.tls_key = Some(v.into());
             Ok(())
         },
     },
@@ -603,6 +636,7 @@ impl Config {
             origin
         };
         config.validate_s3(&origin)?;
+        config.validate_tls(&origin)?;
         Ok(config)
     }
 
@@ -646,6 +680,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The certificate and key come in a pair, possibly from two sources.
+    fn validate_tls(&self, origin: &str) -> Result<(), ConfigError> {
+        let (missing, given) = match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), Some(_)) | (None, None) => return Ok(()),
+            (Some(_), None) => ("server.tls_key", "server.tls_cert"),
+            (None, Some(_)) => ("server.tls_cert", "server.tls_key"),
+        };
+        Err(ConfigError::Value {
+            origin: origin.to_string(),
+            key: missing.into(),
+            value: String::new(),
+            message: format!("required with {given} (give both, or neither)"),
+        })
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -828,6 +877,25 @@ mod tests {
         assert!(e.contains("NORA_PORT") && e.contains("server.port"), "{e}");
         let f = write("[storage]\nupload_ttl = \"soon\"\n");
         assert!(Config::load_with(Some(f.path()), |_| None).is_err());
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let f = write("[server]\ntls_cert = \"/etc/nora/cert.pem\"\n");
+        let e = Config::load_with(Some(f.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.tls_key") && e.contains("required with server.tls_cert"),
+            "{e}"
+        );
+        let c = Config::load_with(Some(f.path()), |k| {
+            (k == "NORA_TLS_KEY").then(|| "/etc/nora/key.pem".into())
+        })
+        .unwrap();
+        assert_eq!(c.server.tls_key, Some(PathBuf::from("/etc/nora/key.pem")));
+        assert_eq!(c.server.scheme(), "https");
+        assert_eq!(Config::default().server.scheme(), "http");
     }
 
     /// A misspelt level used to pass as a target name and log nothing.

@@ -27,6 +27,7 @@ Environment:
   NORA_CONFIG  configuration file     NORA_URL  admin API of a running nora
   NORA_TOKEN   token for NORA_URL     NORA_CREDENTIALS  file of `nora login`
   NORA_TIMEOUT --timeout              NO_COLOR  no colours
+  SSL_CERT_FILE  CA certificates to trust for https:// (default: the system's)
   NORA_*       any setting (see the README)";
 
 #[derive(Debug, Parser)]

@@ -276,10 +276,59 @@ pub fn unreachable(base: &str, e: &reqwest::Error, limit: Option<Duration>) -> S
     }
     let why = if e.is_connect() && e.is_timeout() {
         format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+    } else if let Some(refused) = refused_certificate(e) {
+        refused
     } else {
         root_cause(e)
     };
     format!("cannot reach {}: {why}", shown(base))
+}
+
+const UNKNOWN_CA: &str = "signed by a CA this machine does not trust \
+    (trust a private CA with SSL_CERT_FILE=ca.pem, or add it to the system's store)";
+
+/// A server certificate the client refused, said plainly and with what to
+/// do: rustls's own words ("invalid peer certificate: UnknownIssuer") name
+/// neither.
+fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::CertificateError as C;
+    let mut cur = Some(e);
+    while let Some(mut err) = cur {
+        // An io::Error hides the error it wraps from `source()`; hyper's
+        // wraps one io::Error in another.
+        while let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            err = inner;
+        }
+        let tls = err.downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(c)) = tls {
+            let why = match c {
+                C::UnknownIssuer => UNKNOWN_CA.to_string(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "not issued for this host name".to_string()
+                }
+                C::Expired | C::ExpiredContext { .. } => "expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "not valid yet (is the clock right?)".to_string()
+                }
+                // What `openssl req -x509` makes unless told CA:FALSE.
+                C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
+                    "a CA certificate (CA:TRUE), which TLS clients refuse as a server's own"
+                        .to_string()
+                }
+                // Without the context rustls adds (byte arrays, times).
+                other => {
+                    let full = format!("{other:?}");
+                    full.split([' ', '(', '{']).next().unwrap_or("").to_string()
+                }
+            };
+            return Some(format!("its TLS certificate is refused: {why}"));
+        }
+        cur = err.source();
+    }
+    None
 }
 
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

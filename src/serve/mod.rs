@@ -7,7 +7,9 @@ pub mod health;
 pub mod jobs;
 mod limits;
 pub mod oci;
+pub mod origin;
 pub mod request_log;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +44,7 @@ pub fn storage_description(config: &Config) -> String {
 /// Every route nora serves.
 pub fn routes(
     reg: Arc<Registry>,
-    public_url: Option<Arc<str>>,
+    origin: Arc<origin::Origin>,
     body_timeout: Duration,
     jobs: Arc<jobs::Scheduler>,
     auth: Arc<crate::auth::Auth>,
@@ -60,7 +62,7 @@ pub fn routes(
         .unify()
         .or(admin::routes(jobs, auth.clone()))
         .unify()
-        .or(oci::routes(reg, public_url, body_timeout, auth))
+        .or(oci::routes(reg, origin, body_timeout, auth))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(oci::response::error_of(
@@ -91,6 +93,10 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+        _ => None,
+    };
     // Signals are caught from here on: a SIGTERM right after the "listening"
     // line must already mean a graceful stop.
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -106,10 +112,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         tracing::info!(service = %auth.service, users = auth.users(), "authentication on");
     }
 
-    let public_url = config.server.public_url.as_deref().map(Arc::from);
+    let origin = Arc::new(origin::Origin::new(
+        config.server.public_url.as_deref(),
+        config.server.scheme(),
+    ));
     let service = warp::service(routes(
         reg,
-        public_url,
+        origin,
         config.server.body_timeout,
         jobs.clone(),
         auth,
@@ -118,7 +127,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     tracing::info!(
         address = %local,
         storage = %storage_description(&config),
-        "nora listening on http://{local}"
+        "nora listening on {}://{local}",
+        config.server.scheme()
     );
 
     loop {
@@ -135,24 +145,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                 };
                 let _ = stream.set_nodelay(true);
                 let svc = TowerToHyperService::new(RequestLog::new(service.clone(), Some(peer)));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    match conn.await {
-                        // Refused by hyper before any handler ran (a bad
-                        // request line, headers too large): no request line
-                        // is logged, so log this. (Timeouts are idle
-                        // keep-alive connections too: not worth a line.)
-                        Err(e) if e.is_parse() || e.is_parse_too_large() => {
-                            tracing::info!(target: "nora::request", peer = %peer, error = %e, "request refused");
-                        }
-                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-                        Ok(()) => {}
+                let watcher = graceful.watcher();
+                match &tls {
+                    None => {
+                        tokio::spawn(serve_connection(TokioIo::new(stream), svc, watcher, peer));
                     }
-                });
+                    Some(acceptor) => {
+                        tokio::spawn(tls::serve(acceptor.clone(), stream, peer, move |io| {
+                            serve_connection(TokioIo::new(io), svc, watcher, peer)
+                        }));
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -186,6 +189,37 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         tracing::warn!("a job did not stop within 5 s; its lock expires within 60 s");
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection until it closes; a graceful shutdown
+/// lets its request in flight finish.
+async fn serve_connection<I, S>(
+    io: I,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as http_body::Body>::Data: Send,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, svc);
+    match watcher.watch(conn).await {
+        // Refused by hyper before any handler ran (a bad request line,
+        // headers too large): no request line is logged, so log this.
+        // (Timeouts are idle keep-alive connections too: not worth a line.)
+        Err(e) if e.is_parse() || e.is_parse_too_large() => {
+            tracing::info!(target: "nora::request", peer = %peer, error = %e, "request refused");
+        }
+        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+        Ok(()) => {}
+    }
 }
 
 /// Waits for SIGTERM or SIGINT. The handlers are installed when this is

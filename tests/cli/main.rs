@@ -148,6 +148,58 @@ fn bad_values_are_startup_errors() {
     assert!(stderr_of(&out).contains("missing.toml"));
 }
 
+/// A certificate without its key is a usage error; files that do not load
+/// stop the start, naming the setting and the file.
+#[test]
+fn tls_files_are_checked_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.path().join("tls.crt");
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    let serve = |key: Option<&str>| {
+        let mut cmd = nora();
+        cmd.env("NORA_TLS_CERT", &cert)
+            .env("NORA_PORT", "0")
+            .env("NORA_STORAGE_PATH", dir.path().join("data"))
+            .arg("serve")
+            .timeout(Duration::from_secs(20));
+        if let Some(key) = key {
+            cmd.env("NORA_TLS_KEY", dir.path().join(key));
+        }
+        cmd.output().unwrap()
+    };
+    let out = serve(None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("server.tls_key"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = serve(Some("missing.key"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("server.tls_key") && err.contains("missing.key"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
+
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(
+        dir.path().join("other.key"),
+        other.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let out = serve(Some("other.key"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("not the key of"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 #[test]
 fn port_in_use_is_one_line_and_exit_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -70,16 +70,16 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    // host:port, in a text line or a JSON one.
-                    let addr: String = line[i + "listening on http://".len()..]
+                if let Some(i) = line.find("listening on http") {
+                    // scheme://host:port, in a text line or a JSON one.
+                    let url: String = line[i + "listening on ".len()..]
                         .chars()
                         .take_while(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')
+                            c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '/' | '[' | ']')
                         })
                         .collect();
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
+                        let _ = tx.send(url);
                     }
                 }
                 log2.lock().unwrap().push(line);
@@ -88,12 +88,12 @@ impl Server {
                 }
             }
         });
-        let addr = rx
+        let url = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("nora did not start; log: {:?}", log.lock().unwrap()));
         Server {
             child,
-            url: format!("http://{addr}"),
+            url,
             data: data.to_path_buf(),
             _dir: None,
             log,
@@ -190,6 +190,7 @@ impl Client {
     pub fn addr(&self) -> String {
         self.url
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .trim_end_matches('/')
             .to_string()
     }

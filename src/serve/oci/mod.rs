@@ -17,6 +17,7 @@ use warp::Filter;
 use warp::reply::Response;
 
 use super::auth::{self, Need};
+use super::origin::Origin;
 use crate::auth::Auth;
 use crate::auth::perms::Action;
 use crate::registry::error::Code;
@@ -132,15 +133,15 @@ fn route(tail: &str) -> Option<Route> {
 
 pub async fn handle(
     reg: Arc<Registry>,
-    public_url: Option<Arc<str>>,
+    origin: Arc<Origin>,
     auth: Arc<Auth>,
     tail: String,
     req: Request,
 ) -> Response {
-    let mut resp = dispatch(&reg, &auth, public_url.as_deref(), &tail, req).await;
+    let mut resp = dispatch(&reg, &auth, &origin, &tail, req).await;
     set(&mut resp, API_VERSION, "registry/2.0");
-    if let Some(base) = public_url {
-        absolute_location(&mut resp, &base);
+    if let Some(base) = origin.public_url() {
+        absolute_location(&mut resp, base);
     }
     resp
 }
@@ -183,7 +184,7 @@ fn need(r: &Route, method: &Method) -> Need {
 async fn dispatch(
     reg: &Registry,
     auth: &Auth,
-    public_url: Option<&str>,
+    origin: &Origin,
     tail: &str,
     mut req: Request,
 ) -> Response {
@@ -204,8 +205,7 @@ async fn dispatch(
     {
         return response::error(&e);
     }
-    let principal = match auth::guard(auth, &need(&r, &req.method), &req.headers, public_url).await
-    {
+    let principal = match auth::guard(auth, &need(&r, &req.method), &req.headers, origin).await {
         Ok(p) => p,
         Err(answer) => return answer,
     };
@@ -275,7 +275,7 @@ async fn dispatch(
 /// The warp filter for everything under `/v2`.
 pub fn routes(
     reg: Arc<Registry>,
-    public_url: Option<Arc<str>>,
+    origin: Arc<Origin>,
     body_timeout: std::time::Duration,
     auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
@@ -289,7 +289,7 @@ pub fn routes(
         .then(
             move |tail: warp::path::Tail, method, query: String, headers, body: ByteStream| {
                 let reg = reg.clone();
-                let public_url = public_url.clone();
+                let origin = origin.clone();
                 let auth = auth.clone();
                 let req = Request {
                     method,
@@ -300,7 +300,7 @@ pub fn routes(
                     body: sync_wrapper::SyncWrapper::new(body),
                 };
                 let tail = tail.as_str().to_string();
-                async move { handle(reg, public_url, auth, tail, req).await }
+                async move { handle(reg, origin, auth, tail, req).await }
             },
         )
 }
