@@ -27,7 +27,7 @@ Env: BENCH_BIG (MiB, 256), BENCH_MULTI (layers, 20), BENCH_WRK_SECONDS (10),
      /tmp/nora-bench).
 """
 import argparse, gzip, hashlib, http.client, io, json, os, re, shutil, signal, socket
-import statistics, subprocess, sys, tarfile, time
+import ssl, statistics, subprocess, sys, tarfile, time
 
 WORK = os.environ.get("BENCH_WORK", "/tmp/nora-bench")
 BIG_MIB = int(os.environ.get("BENCH_BIG", "256"))
@@ -118,8 +118,10 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, args, data):
+    """One registry process. `tls`: (certificate, key) files to serve HTTPS with."""
+    def __init__(self, kind, args, data, tls=None):
         self.kind, self.args, self.data, self.port, self.proc = kind, args, data, free_port(), None
+        self.tls = tls
 
     def env(self):
         e = dict(os.environ)
@@ -127,10 +129,24 @@ class Server:
         if self.kind == "nora":
             e.update(NORA_HOST="127.0.0.1", NORA_PORT=str(self.port), NORA_STORAGE_PATH=self.data,
                      NORA_LOG_LEVEL="warn")
+            if self.tls:
+                e.update(NORA_TLS_CERT=self.tls[0], NORA_TLS_KEY=self.tls[1])
         else:
             e.update(REGISTRY_HTTP_ADDR=f"127.0.0.1:{self.port}",
                      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=self.data)
+            if self.tls:
+                e.update(REGISTRY_HTTP_TLS_CERTIFICATE=self.tls[0], REGISTRY_HTTP_TLS_KEY=self.tls[1])
         return e
+
+    def connection(self, timeout):
+        if self.tls:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=ssl._create_unverified_context())
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def base(self, path=""):
+        """The URL of `path`, with its scheme (url() is host:port for image references)."""
+        return ("https://" if self.tls else "http://") + self.url(path)
 
     def start(self):
         shutil.rmtree(self.data, ignore_errors=True); os.makedirs(self.data)
@@ -139,7 +155,7 @@ class Server:
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         while True:
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                c = self.connection(1)
                 c.request("GET", "/v2/"); st = c.getresponse().status; c.close()
                 if st in (200, 401):
                     return (time.perf_counter() - t0) * 1000
@@ -193,8 +209,11 @@ def skopeo(src, dst):
 
 
 def wrk(url):
+    """req/s, p99 (ms) and MiB/s of wrk's load on `url` (host:port/path, or with its scheme)."""
+    if "://" not in url:
+        url = "http://" + url
     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{WRK_SECONDS}s", "--latency", "-H", f"Accept: {ACCEPT}",
-                          "http://" + url], capture_output=True, text=True, check=True).stdout
+                          url], capture_output=True, text=True, check=True).stdout
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -208,7 +227,7 @@ def wrk(url):
 
 def push_huge(server, path, digest):
     """One blob of BENCH_HUGE MiB in a single streamed POST ?digest=."""
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+    c = server.connection(600)
     size = os.path.getsize(path)
     if server.kind == "nora":
         target = f"/v2/bench/huge/blobs/uploads/?digest={digest}"
