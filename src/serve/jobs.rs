@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::metrics::JobOutcome;
 use crate::client::local::Local;
 use crate::client::{
     Client, ClientError, ErrorKind, GcRequest, JobProgress, JobStatus, Jobs, Result,
@@ -112,6 +113,17 @@ impl Scheduler {
             })
         };
         let result = self.client.gc(req, &progress).await;
+        super::metrics::get().job(
+            "gc",
+            match &result {
+                Err(_) => JobOutcome::Failed,
+                Ok(r) if r.dry_run => JobOutcome::DryRun,
+                Ok(r) => JobOutcome::Done {
+                    removed: r.blobs_removed,
+                    freed: r.bytes_freed,
+                },
+            },
+        );
         self.finish(Job::Gc, &result);
         result
     }
@@ -120,6 +132,17 @@ impl Scheduler {
         let _one = self.running.lock().await;
         self.update(Job::Retention, |s| s.running = true);
         let result = self.client.retention(dry_run).await;
+        super::metrics::get().job(
+            "retention",
+            match &result {
+                Err(_) => JobOutcome::Failed,
+                Ok(r) if r.dry_run => JobOutcome::DryRun,
+                Ok(r) => JobOutcome::Done {
+                    removed: r.removals.len() as u64,
+                    freed: 0,
+                },
+            },
+        );
         self.finish(Job::Retention, &result);
         result
     }

@@ -7,14 +7,8 @@
 /// while the hard limit is commonly 500 times that. Returns the limits
 /// (before, after) when it changed them.
 pub fn raise_open_files() -> Option<(libc::rlim_t, libc::rlim_t)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the one struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur >= lim.rlim_max
-    {
+    let mut lim = open_files()?;
+    if lim.rlim_cur >= lim.rlim_max {
         return None;
     }
     let before = lim.rlim_cur;
@@ -25,4 +19,18 @@ pub fn raise_open_files() -> Option<(libc::rlim_t, libc::rlim_t)> {
         return None;
     }
     Some((before, lim.rlim_max))
+}
+
+/// The soft limit on open files: what the process may open now.
+pub fn open_files_limit() -> Option<libc::rlim_t> {
+    open_files().map(|l| l.rlim_cur)
+}
+
+fn open_files() -> Option<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the one struct it is given.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod health;
 pub mod jobs;
 mod limits;
+pub mod metrics;
 pub mod oci;
 pub mod origin;
 pub mod request_log;
@@ -54,6 +55,8 @@ pub fn routes(
 + Sync
 + 'static {
     health::routes(reg.clone())
+        .or(metrics::route())
+        .unify()
         .or(auth::token_route(auth.clone()))
         .unify()
         .or(auth::oidc_route(auth.clone()))

@@ -81,7 +81,8 @@ where
             req.headers_mut().insert(PEER, v);
         }
         let received = Arc::new(AtomicU64::new(0));
-        let mut line = Line {
+        super::metrics::get().started();
+        let line = Line {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             status: 0,
@@ -97,15 +98,38 @@ where
         });
         let fut = self.inner.call(req);
         Box::pin(async move {
+            let mut pending = Unanswered(Some(line));
             let mut resp = fut.await?;
-            line.status = resp.status().as_u16();
+            let mut line = pending.0.take();
+            if let Some(line) = &mut line {
+                line.status = resp.status().as_u16();
+            }
             resp.headers_mut().insert(REQUEST_ID, id);
             Ok(resp.map(|inner| Counted {
                 inner,
                 count: Arc::default(),
-                line: Some(line),
+                line,
             }))
         })
+    }
+}
+
+/// nginx's "client closed request": what the line of a request says when
+/// its connection went before the handler answered (a client that gave up,
+/// the shutdown timeout). Without it that request would not be logged or
+/// counted, and would stay "in flight" in the metrics for ever.
+const CLOSED_BEFORE_ANSWER: u16 = 499;
+
+/// A request's line while its handler runs: written as unanswered if the
+/// handler's future is dropped.
+struct Unanswered(Option<Line>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut line) = self.0.take() {
+            line.status = CLOSED_BEFORE_ANSWER;
+            line.write(0, false);
+        }
     }
 }
 
@@ -121,19 +145,31 @@ struct Line {
 }
 
 impl Line {
+    /// Logs the line and counts the request in the metrics.
     fn write(self, sent: u64, complete: bool) {
+        let received = self.received.load(Ordering::Relaxed);
+        let elapsed = self.start.elapsed();
         tracing::info!(
             target: "nora::request",
             method = %self.method,
             path = %self.path,
             status = self.status,
-            bytes_in = self.received.load(Ordering::Relaxed),
+            bytes_in = received,
             bytes_out = sent,
-            ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            ms = elapsed.as_secs_f64() * 1000.0,
             complete,
             request_id = self.request_id.to_str().unwrap_or("-"),
             peer = self.peer.map(|p| p.to_string()).unwrap_or_default(),
         );
+        super::metrics::get().finished(&super::metrics::Finished {
+            method: self.method,
+            path: self.path,
+            status: self.status,
+            received,
+            sent,
+            elapsed,
+            complete,
+        });
     }
 }
 

@@ -69,6 +69,7 @@ where
         acceptor.accept(stream).await.map(Ok)
     };
     let refused = |error: &dyn std::fmt::Display| {
+        super::metrics::get().tls_failure();
         tracing::info!(target: "nora::request", peer = %peer, error = %error, "TLS handshake failed");
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
