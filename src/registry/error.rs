@@ -145,8 +145,7 @@ impl From<StorageError> for RegistryError {
             );
         }
         if e.is_read_only() {
-            // Named, so that an operator backing up a read-only snapshot
-            // (a backup holds gc off with a small write) sees why.
+            // Named, so that a push to a read-only mount says why.
             return RegistryError::new(
                 Code::Internal,
                 "the registry's storage is read-only; nothing was stored",

@@ -123,9 +123,17 @@ impl Registry {
     pub async fn with_gc_paused<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         let _counted = crate::stop::Holding::new();
         let hold = layout::gc_hold(&format!("{:032x}", rand::random::<u128>()));
-        self.storage
-            .put_bytes(&hold, stamp("started").into())
-            .await?;
+        match self.storage.put_bytes(&hold, stamp("started").into()).await {
+            Ok(_) => {}
+            // A read-only store (a filesystem snapshot) holds still, with
+            // no hold. (A read-only view of a store others write to does
+            // not; the README says to back that up through a writable one.)
+            Err(e) if e.is_read_only() => {
+                tracing::info!("the store is read-only: gc is not held off (none can run here)");
+                return work.await;
+            }
+            Err(e) => return Err(e.into()),
+        }
         if self.fresh(layout::GC_LOCK).await? {
             let _ = self.storage.delete(&hold).await;
             return Err(RegistryError::new(
@@ -634,6 +642,28 @@ mod tests {
             assert_eq!(report.blobs_removed, 0);
         }
         assert!(!dir.path().join("gc/lock").exists());
+    }
+
+    /// A filesystem snapshot mounted read-only is backed up as it is: no
+    /// hold can be written, and no gc can change it through that view.
+    #[tokio::test]
+    async fn a_read_only_store_is_read_without_a_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = push_blob(&registry(dir.path()), "r", b"kept").await;
+        let store =
+            testing::ReadOnlyStore(crate::storage::fs::FsStorage::open(dir.path(), false).unwrap());
+        let reg = Registry::new(std::sync::Arc::new(store), Duration::from_secs(3600));
+        let read = reg
+            .with_gc_paused(async {
+                reg.storage
+                    .stat(&layout::blob(&digest))
+                    .await
+                    .map_err(Into::into)
+            })
+            .await
+            .unwrap();
+        assert_eq!(read.map(|m| m.size), Some(4));
+        assert!(!dir.path().join("gc/holds").exists());
     }
 
     #[tokio::test]

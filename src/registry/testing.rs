@@ -142,3 +142,44 @@ impl Storage for ListCounter {
         self.0.ping().await
     }
 }
+
+/// A directory store seen through a read-only mount: reads work, every
+/// write fails as the kernel fails it.
+pub struct ReadOnlyStore(pub FsStorage);
+
+fn read_only<T>() -> StorageResult<T> {
+    Err(StorageError::Io(std::io::Error::from(
+        std::io::ErrorKind::ReadOnlyFilesystem,
+    )))
+}
+
+#[async_trait::async_trait]
+impl Storage for ReadOnlyStore {
+    async fn put(&self, _key: &str, _body: ByteStream) -> StorageResult<u64> {
+        read_only()
+    }
+    async fn put_if_absent(&self, _key: &str, _body: ByteStream) -> StorageResult<u64> {
+        read_only()
+    }
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<GetObject> {
+        self.0.get(key, range).await
+    }
+    async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.0.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, _key: &str) -> StorageResult<()> {
+        read_only()
+    }
+    async fn delete_prefix(&self, _prefix: &str) -> StorageResult<()> {
+        read_only()
+    }
+    async fn rename(&self, _from: &str, _to: &str) -> StorageResult<()> {
+        read_only()
+    }
+    async fn ping(&self) -> StorageResult<()> {
+        self.0.ping().await
+    }
+}

@@ -36,10 +36,12 @@ pub struct FsStorage {
 impl FsStorage {
     /// Opens (creating if needed) a store rooted at `root`. With `fsync`, each
     /// object is flushed to disk before it becomes visible, so a power loss
-    /// cannot leave a renamed but empty file.
+    /// cannot leave a renamed but empty file. The temp directory is made by
+    /// the first write: a store only read (a migrate's or backup's source, a
+    /// read-only mount) is left as it was.
     pub fn open(root: impl Into<PathBuf>, fsync: bool) -> io::Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(root.join(TMP_DIR))?;
+        std::fs::create_dir_all(&root)?;
         Ok(FsStorage { root, fsync })
     }
 
@@ -57,7 +59,11 @@ impl FsStorage {
     pub fn clean_tmp(&self, age: Duration) -> io::Result<usize> {
         let mut removed = 0;
         let now = SystemTime::now();
-        for entry in std::fs::read_dir(self.root.join(TMP_DIR))? {
+        let entries = match std::fs::read_dir(self.root.join(TMP_DIR)) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            other => other?,
+        };
+        for entry in entries {
             let entry = entry?;
             let old = entry
                 .metadata()
@@ -74,7 +80,14 @@ impl FsStorage {
     /// Streams `body` into a fresh temp file; returns its path and length.
     async fn write_tmp(&self, body: ByteStream) -> Result<(PathBuf, u64)> {
         let tmp = self.tmp_path();
-        let file = tokio::fs::File::create(&tmp).await?.into_std().await;
+        let file = match tokio::fs::File::create(&tmp).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tokio::fs::create_dir_all(self.root.join(TMP_DIR)).await?;
+                tokio::fs::File::create(&tmp).await?
+            }
+            other => other?,
+        };
+        let file = file.into_std().await;
         match write_batches(file, body, self.fsync).await {
             Ok(written) => Ok((tmp, written)),
             Err(e) => {
@@ -363,12 +376,17 @@ impl Storage for FsStorage {
     }
 
     async fn ping(&self) -> Result<()> {
+        // Where writes go: the temp directory, or the root that will hold it.
         let tmp = self.root.join(TMP_DIR);
-        let meta = tokio::fs::metadata(&tmp).await?;
+        let dir = match tokio::fs::metadata(&tmp).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => self.root.clone(),
+            _ => tmp,
+        };
+        let meta = tokio::fs::metadata(&dir).await?;
         if !meta.is_dir() || meta.permissions().readonly() {
             return Err(StorageError::Io(io::Error::other(format!(
                 "{} is not a writable directory",
-                tmp.display()
+                dir.display()
             ))));
         }
         Ok(())
@@ -642,10 +660,26 @@ mod tests {
         assert!(get.await.expect("no wait").is_err());
     }
 
+    /// Opening and reading a store writes nothing into it (a migrate's or
+    /// backup's source, a dry run); the first write makes the temp directory.
+    #[tokio::test]
+    async fn only_a_write_makes_the_temp_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path(), false).unwrap();
+        s.ping().await.unwrap();
+        assert!(matches!(s.list("").await, Ok(v) if v.is_empty()));
+        assert_eq!(s.clean_tmp(Duration::ZERO).unwrap(), 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        s.put_bytes("a/b", Bytes::from_static(b"x")).await.unwrap();
+        assert!(dir.path().join(TMP_DIR).is_dir());
+        assert_eq!(std::fs::read(dir.path().join("a/b")).unwrap(), b"x");
+    }
+
     #[test]
     fn clean_tmp_removes_only_old_files() {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::open(dir.path(), false).unwrap();
+        std::fs::create_dir(dir.path().join(TMP_DIR)).unwrap();
         std::fs::write(dir.path().join(TMP_DIR).join("leftover"), b"x").unwrap();
         assert_eq!(s.clean_tmp(Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(s.clean_tmp(Duration::ZERO).unwrap(), 1);

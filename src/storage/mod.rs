@@ -179,9 +179,8 @@ pub trait Storage: Send + Sync + 'static {
     }
 }
 
-/// The configured backend. The filesystem one comes back typed as well, for
-/// its temp-file housekeeping. Opening S3 contacts nothing (`ping` does).
-/// A backend, and the filesystem one typed as well (for housekeeping).
+/// The configured backend, and the filesystem one typed as well (for its
+/// temp-file housekeeping). Opening S3 contacts nothing (`ping` does).
 pub type Opened = (
     std::sync::Arc<dyn Storage>,
     Option<std::sync::Arc<fs::FsStorage>>,
