@@ -66,6 +66,10 @@ pub struct Server {
     /// are picked up without a restart (see serve/tls.rs).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Serve pulls only: pushes, deletes and maintenance are refused, and
+    /// nothing is written (a migration window, a store shipped on a
+    /// read-only medium). Also on when the storage is mounted read-only.
+    pub read_only: bool,
 }
 
 impl Server {
@@ -145,6 +149,7 @@ impl Default for Server {
             body_timeout: Duration::from_secs(60),
             tls_cert: None,
             tls_key: None,
+            read_only: false,
         }
     }
 }
@@ -393,6 +398,14 @@ const ENV_VARS: &[EnvVar] = &[
         key: "server.tls_key",
         set: |c, v| {
             c.server.tls_key = Some(v.into());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_READ_ONLY",
+        key: "server.read_only",
+        set: |c, v| {
+            c.server.read_only = parse_bool(v)?;
             Ok(())
         },
     },

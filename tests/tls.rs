@@ -224,3 +224,29 @@ async fn the_cli_trusts_a_private_ca_from_ssl_cert_file() {
         "{err}"
     );
 }
+
+/// skopeo and podman try https:// first even with --tls-verify=false: on the
+/// plain port that handshake gets an HTTP answer (their cue to fall back),
+/// and no info line of a refused request.
+#[tokio::test]
+async fn a_tls_handshake_on_the_plain_port_is_answered_quietly() {
+    let s = Server::start();
+    let c = s.client();
+    let addr = c.addr();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The start of a ClientHello record.
+        sock.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00])
+            .unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let r = c.http.get(c.u("/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!s.log_text().contains("request refused"), "{}", s.log_text());
+}

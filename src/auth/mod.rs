@@ -465,6 +465,12 @@ fn principal(who: Who, perms: Vec<Permission>, token_hash: Option<String>) -> Pr
 /// instance starts first.
 async fn signing_key(storage: &dyn Storage) -> Result<Vec<u8>, String> {
     use rand::RngCore;
+    // Read first: a store served read-only holds its key and takes no write.
+    match storage.read_small(layout::JWT_KEY, 1024).await {
+        Ok(raw) => return decode_key(&raw),
+        Err(StorageError::NotFound(_)) => {}
+        Err(e) => return Err(format!("cannot read the token signing key: {e}")),
+    }
     let mut fresh = [0u8; 32];
     rand::rng().fill_bytes(&mut fresh);
     match storage
@@ -481,5 +487,9 @@ async fn signing_key(storage: &dyn Storage) -> Result<Vec<u8>, String> {
         .read_small(layout::JWT_KEY, 1024)
         .await
         .map_err(|e| format!("cannot read the token signing key: {e}"))?;
+    decode_key(&raw)
+}
+
+fn decode_key(raw: &[u8]) -> Result<Vec<u8>, String> {
     hex::decode(raw.trim_ascii()).map_err(|_| "the token signing key in storage is corrupt".into())
 }

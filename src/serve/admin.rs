@@ -30,6 +30,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub fn routes(
     jobs: Arc<Scheduler>,
     auth: Arc<Auth>,
+    read_only: bool,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let docs = warp::path!("api-docs" / "openapi.json")
         .and(warp::get())
@@ -55,6 +56,10 @@ pub fn routes(
                         Err(refusal) => return refusal,
                     };
                     let result = match read_body(body).await {
+                        Ok(_) if read_only && method != Method::GET => Err(ClientError::new(
+                            ErrorKind::Conflict,
+                            "this nora serves read-only (server.read_only, or its storage is mounted read-only): nothing can be changed through it",
+                        )),
                         Ok(body) => dispatch(&jobs, &method, tail.as_str(), &query, &body).await,
                         Err(e) => Err(e),
                     };

@@ -42,13 +42,14 @@ pub fn storage_description(config: &Config) -> String {
     crate::storage::describe(&config.storage)
 }
 
-/// Every route nora serves.
+/// Every route nora serves. `read_only`: pulls only (see `read_only`).
 pub fn routes(
     reg: Arc<Registry>,
     origin: Arc<origin::Origin>,
     body_timeout: Duration,
     jobs: Arc<jobs::Scheduler>,
     auth: Arc<crate::auth::Auth>,
+    read_only: bool,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
 + Clone
 + Send
@@ -63,9 +64,9 @@ pub fn routes(
         .unify()
         .or(auth::login_route(auth.clone()))
         .unify()
-        .or(admin::routes(jobs, auth.clone()))
+        .or(admin::routes(jobs, auth.clone(), read_only))
         .unify()
-        .or(oci::routes(reg, origin, body_timeout, auth))
+        .or(oci::routes(reg, origin, body_timeout, auth, read_only))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(oci::response::error_of(
@@ -96,6 +97,17 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
+    let read_only = config.server.read_only || fs.as_ref().is_some_and(|f| f.mounted_read_only());
+    if read_only {
+        tracing::info!(
+            by = if config.server.read_only {
+                "server.read_only"
+            } else {
+                "a read-only mount"
+            },
+            "read-only: pulls are served; pushes, deletes and maintenance are refused"
+        );
+    }
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
         _ => None,
@@ -103,9 +115,13 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // Signals are caught from here on: a SIGTERM right after the "listening"
     // line must already mean a graceful stop.
     let mut shutdown = std::pin::pin!(shutdown_signal());
-    spawn_housekeeping(reg.clone(), fs);
     let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
-    jobs.start(&config);
+    if !read_only {
+        spawn_housekeeping(reg.clone(), fs);
+        jobs.start(&config);
+    } else if config.schedule.gc.is_some() || config.schedule.retention.is_some() {
+        tracing::warn!("read-only: the [schedule] of gc and retention is not run");
+    }
     let auth = Arc::new(
         crate::auth::Auth::new(&config.auth, reg.storage().clone())
             .await
@@ -125,6 +141,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         config.server.body_timeout,
         jobs.clone(),
         auth,
+        read_only,
     ));
     let graceful = GracefulShutdown::new();
     tracing::info!(
@@ -151,7 +168,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                 let watcher = graceful.watcher();
                 match &tls {
                     None => {
-                        tokio::spawn(serve_connection(TokioIo::new(stream), svc, watcher, peer));
+                        tokio::spawn(tls::serve_plain(stream, move |io| {
+                            serve_connection(TokioIo::new(io), svc, watcher, peer)
+                        }));
                     }
                     Some(acceptor) => {
                         tokio::spawn(tls::serve(acceptor.clone(), stream, peer, move |io| {

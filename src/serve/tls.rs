@@ -60,8 +60,8 @@ where
     Fut: Future<Output = ()>,
 {
     let handshake = async {
-        // A TLS connection opens with a handshake record (0x16); a request
-        // line opens with a method's capital letter.
+        // A TLS connection opens with a handshake record; a request line
+        // opens with a method's capital letter.
         let mut first = [0u8; 1];
         if stream.peek(&mut first).await? == 1 && first[0].is_ascii_uppercase() {
             return Ok(Err(stream));
@@ -76,17 +76,48 @@ where
         Ok(Ok(Ok(tls))) => serve(tls).await,
         Ok(Ok(Err(plain))) => {
             refused(&"a plain HTTP request on the HTTPS port (answered 400)");
-            answer_plain(plain).await;
+            answer_plain(plain, PLAIN_HTTP_ANSWER).await;
         }
         Ok(Err(e)) => refused(&e),
         Err(_) => refused(&format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
     }
 }
 
-/// Answers a plain HTTP request with a 400 that says why, then drains what
-/// the client sent, so that closing does not reset the answer away.
-async fn answer_plain(mut stream: TcpStream) {
-    if stream.write_all(PLAIN_HTTP_ANSWER).await.is_err() || stream.shutdown().await.is_err() {
+/// What a client that opened with a TLS handshake on the plain HTTP port
+/// reads: Go's clients (skopeo, podman, buildah) try https:// first, and an
+/// HTTP answer is what makes them fall back to http:// at once.
+const TLS_ON_PLAIN_ANSWER: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+/// Serves a connection to the plain HTTP port, unless it opens with a TLS
+/// handshake: that one is answered and closed with a debug line, not the
+/// info line of a refused request (one came with every skopeo command).
+pub async fn serve_plain<F, Fut>(stream: TcpStream, serve: F)
+where
+    F: FnOnce(TcpStream) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {
+            tracing::debug!(
+                "a TLS handshake on the plain HTTP port (a client trying https:// first)"
+            );
+            answer_plain(stream, TLS_ON_PLAIN_ANSWER).await;
+        }
+        // Nothing sent yet after the timeout: hyper's header timeout
+        // applies from here on, as to any connection.
+        _ => serve(stream).await,
+    }
+}
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Writes `answer` and closes, after draining what the client sent, so that
+/// closing does not reset the answer away.
+async fn answer_plain(mut stream: TcpStream, answer: &[u8]) {
+    if stream.write_all(answer).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
     let drain = async {

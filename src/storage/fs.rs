@@ -45,6 +45,20 @@ impl FsStorage {
         Ok(FsStorage { root, fsync })
     }
 
+    /// Whether the filesystem holding the store is mounted read-only (a
+    /// snapshot, a squashfs image, a `ro` volume).
+    pub fn mounted_read_only(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(self.root.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: statvfs fills the struct it is given from a valid C string.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            libc::statvfs(path.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
+        }
+    }
+
     fn path(&self, key: &str) -> Result<PathBuf> {
         check_key(key)?;
         Ok(self.root.join(key))

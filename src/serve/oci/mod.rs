@@ -278,6 +278,7 @@ pub fn routes(
     origin: Arc<Origin>,
     body_timeout: std::time::Duration,
     auth: Arc<Auth>,
+    read_only: bool,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path("v2")
@@ -300,9 +301,27 @@ pub fn routes(
                     body: sync_wrapper::SyncWrapper::new(body),
                 };
                 let tail = tail.as_str().to_string();
-                async move { handle(reg, origin, auth, tail, req).await }
+                async move {
+                    if read_only && !matches!(req.method, Method::GET | Method::HEAD) {
+                        return refused_read_only();
+                    }
+                    handle(reg, origin, auth, tail, req).await
+                }
             },
         )
+}
+
+/// What a push, a delete or an upload gets from a registry serving
+/// read-only: `UNSUPPORTED` (405), as distribution answers in its read-only
+/// mode, with a message the client shows.
+fn refused_read_only() -> Response {
+    let mut r = error_of(
+        Code::Unsupported,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this registry is read-only: pulls only (server.read_only, or its storage is mounted read-only)",
+    );
+    set(&mut r, API_VERSION, "registry/2.0");
+    r
 }
 
 /// A request body as a storage stream. One that sends nothing for `idle`
