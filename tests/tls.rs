@@ -235,7 +235,8 @@ async fn a_tls_handshake_on_the_plain_port_is_answered_quietly() {
     let addr = c.addr();
     let answer = tokio::task::spawn_blocking(move || {
         let mut sock = std::net::TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         // The start of a ClientHello record.
         sock.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00])
             .unwrap();
@@ -248,5 +249,9 @@ async fn a_tls_handshake_on_the_plain_port_is_answered_quietly() {
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     let r = c.http.get(c.u("/v2/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(!s.log_text().contains("request refused"), "{}", s.log_text());
+    assert!(
+        !s.log_text().contains("request refused"),
+        "{}",
+        s.log_text()
+    );
 }

@@ -42,7 +42,7 @@ pub fn storage_description(config: &Config) -> String {
     crate::storage::describe(&config.storage)
 }
 
-/// Every route nora serves. `read_only`: pulls only (see `read_only`).
+/// Every route nora serves. `read_only`: pulls only (`server.read_only`).
 pub fn routes(
     reg: Arc<Registry>,
     origin: Arc<origin::Origin>,
@@ -97,17 +97,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
-    let read_only = config.server.read_only || fs.as_ref().is_some_and(|f| f.mounted_read_only());
-    if read_only {
-        tracing::info!(
-            by = if config.server.read_only {
-                "server.read_only"
-            } else {
-                "a read-only mount"
-            },
-            "read-only: pulls are served; pushes, deletes and maintenance are refused"
-        );
-    }
+    let read_only = serves_read_only(&config, fs.as_deref());
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
         _ => None,
@@ -211,6 +201,23 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         tracing::warn!("a job did not stop within 5 s; its lock expires within 60 s");
     }
     Ok(())
+}
+
+/// Whether to serve pulls only: asked for, or the storage directory is on
+/// a read-only mount (where every write would fail anyway).
+fn serves_read_only(config: &Config, fs: Option<&FsStorage>) -> bool {
+    let by = if config.server.read_only {
+        "server.read_only"
+    } else if fs.is_some_and(FsStorage::mounted_read_only) {
+        "a read-only mount"
+    } else {
+        return false;
+    };
+    tracing::info!(
+        by,
+        "read-only: pulls are served; pushes, deletes and maintenance are refused"
+    );
+    true
 }
 
 /// Serves HTTP/1.1 on one connection until it closes; a graceful shutdown
