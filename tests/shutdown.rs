@@ -93,3 +93,45 @@ async fn a_second_signal_stops_waiting() {
     let st = st.expect("the second SIGTERM ends the wait");
     assert!(st.success(), "exit status {st}");
 }
+
+/// Under systemd (`Type=notify`), the unit is ready when nora listens and
+/// is told when the graceful stop begins; both socket kinds systemd uses.
+#[test]
+fn systemd_hears_ready_and_stopping() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let abstract_name = format!("nora-test-{}", std::process::id());
+    let sockets = [
+        (
+            UnixDatagram::bind(&path).unwrap(),
+            path.display().to_string(),
+        ),
+        (
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&abstract_name).unwrap())
+                .unwrap(),
+            format!("@{abstract_name}"),
+        ),
+    ];
+    for (socket, name) in sockets {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut s = Server::start_on(&dir.path().join("data"), &[("NOTIFY_SOCKET", &name)]);
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).unwrap();
+        let ready = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(ready.starts_with("READY=1\n"), "{ready}");
+        assert!(
+            ready.contains(&format!("STATUS=listening on {}", s.url)),
+            "{ready}"
+        );
+        assert_eq!(
+            s.terminate(Duration::from_secs(20)).map(|st| st.code()),
+            Some(Some(0))
+        );
+        let n = socket.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1\n"));
+    }
+}

@@ -7,6 +7,7 @@ pub mod health;
 pub mod jobs;
 mod limits;
 pub mod metrics;
+mod notify;
 pub mod oci;
 pub mod origin;
 pub mod request_log;
@@ -140,6 +141,10 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         "nora listening on {}://{local}",
         config.server.scheme()
     );
+    notify::notify(&format!(
+        "READY=1\nSTATUS=listening on {}://{local}",
+        config.server.scheme()
+    ));
 
     loop {
         tokio::select! {
@@ -173,6 +178,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         }
     }
     drop(listener);
+    notify::notify("STOPPING=1\nSTATUS=finishing in-flight requests");
     let timeout = config.server.shutdown_timeout;
     tracing::info!("shutting down: waiting up to {timeout:?} for in-flight requests");
     // A gc or retention runs on past its caller (see jobs::Scheduler::gc):
