@@ -11,6 +11,7 @@ use super::{PARALLEL_READS, Registry};
 use crate::storage::{Entry, layout};
 
 /// One page of a sorted listing, and whether more follow.
+#[derive(Debug)]
 pub struct Page {
     pub items: Vec<String>,
     pub more: bool,
@@ -48,14 +49,49 @@ impl Registry {
                 Entry::Prefix(_) => None,
             })
             .collect();
-        if tags.is_empty() && !self.repository_exists(name).await? {
+        self.known_unless(tags.is_empty(), name).await?;
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// NAME_UNKNOWN when no tag was found (`empty`) and the repository does
+    /// not exist: a repository whose tags were all deleted is still known.
+    async fn known_unless(&self, empty: bool, name: &str) -> Result<()> {
+        if empty && !self.repository_exists(name).await? {
             return Err(RegistryError::new(
                 Code::NameUnknown,
                 format!("repository {name:?} is unknown"),
             ));
         }
-        tags.sort();
-        Ok(tags)
+        Ok(())
+    }
+
+    /// One page of `name`'s tags: at most `n` after `last`. With `n`, only
+    /// the page is listed where the backend can start a listing at a name
+    /// (S3: one request for a page of a repository of 50,000 tags).
+    pub async fn tags_page(
+        &self,
+        name: &str,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        let Some(n) = n else {
+            return Ok(paginate(self.tags(name).await?, None, last));
+        };
+        let mut tags: Vec<String> = self
+            .storage
+            .list_after(&layout::tags(name), last.unwrap_or(""), n.saturating_add(1))
+            .await?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Object(t) => Some(t),
+                Entry::Prefix(_) => None,
+            })
+            .collect();
+        self.known_unless(tags.is_empty(), name).await?;
+        let more = n > 0 && tags.len() > n;
+        tags.truncate(n);
+        Ok(Page { items: tags, more })
     }
 
     /// Every repository name, sorted.
@@ -164,7 +200,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::registry::testing::ListCounter;
+    use crate::registry::testing::{ListCounter, registry};
     use crate::storage::fs::FsStorage;
 
     fn v(xs: &[&str]) -> Vec<String> {
@@ -237,6 +273,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn tags_pages_are_the_sorted_tags_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let tags = ["v1", "v10", "v2", "latest", "a-b", "a_b", "a.b", "A", "z9"];
+        for t in tags {
+            reg.storage
+                .put_bytes(&layout::tag("r", t), "x".into())
+                .await
+                .unwrap();
+        }
+        let all = reg.tags("r").await.unwrap();
+        for last in [
+            None,
+            Some(""),
+            Some("a"),
+            Some("v1"),
+            Some("v2"),
+            Some("zz"),
+        ]
+        .into_iter()
+        .chain(tags.iter().map(|t| Some(*t)))
+        {
+            for n in [None, Some(0), Some(1), Some(2), Some(20)] {
+                let want = paginate(all.clone(), n, last);
+                let got = reg.tags_page("r", n, last).await.unwrap();
+                assert_eq!(
+                    (&got.items, got.more),
+                    (&want.items, want.more),
+                    "n={n:?} last={last:?}"
+                );
+            }
+        }
+        let unknown = reg.tags_page("nope", Some(2), None).await.unwrap_err();
+        assert_eq!(unknown.code, Code::NameUnknown);
     }
 
     #[tokio::test]

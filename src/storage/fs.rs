@@ -323,7 +323,7 @@ impl Storage for FsStorage {
                     out.push(Entry::Object(name));
                 }
             }
-            out.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+            out.sort_by(|a, b| a.name().cmp(b.name()));
             Ok(out)
         })
         .await
@@ -557,12 +557,6 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
             Ok(Some((Bytes::from(buf), (next, pos, left))))
         },
     ))
-}
-
-fn entry_name(e: &Entry) -> &str {
-    match e {
-        Entry::Object(n) | Entry::Prefix(n) => n,
-    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,15 @@ pub enum Entry {
     Prefix(String),
 }
 
+impl Entry {
+    /// The key component, whichever kind the entry is.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Object(n) | Entry::Prefix(n) => n,
+        }
+    }
+}
+
 /// How many listings or small reads a walk over the store has in flight: on
 /// S3 each is a round trip, and one at a time a store of thousands of images
 /// took minutes to list, or an hour to migrate.
@@ -142,6 +151,16 @@ pub trait Storage: Send + Sync + 'static {
     /// The direct children of `prefix` (objects and deeper prefixes), sorted.
     /// An absent prefix lists as empty.
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>>;
+
+    /// The entries of `list` whose names sort after `after`, at most
+    /// `limit`: one page. A backend that can start a listing at a key (S3's
+    /// `StartAfter`) reads only that page, not every entry before it.
+    async fn list_after(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<Entry>> {
+        let mut entries = self.list(prefix).await?;
+        entries.retain(|e| e.name() > after);
+        entries.truncate(limit);
+        Ok(entries)
+    }
 
     /// Removes `key`. Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;

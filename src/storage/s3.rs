@@ -67,6 +67,71 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
+    /// The entries under `prefix` whose names sort after `after` (all when
+    /// None), at most `limit`, in order. The listing starts at `after`
+    /// (StartAfter) and stops once the page is full: a tags page of a
+    /// repository of 50,000 tags is one request, not 50.
+    async fn list_from(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let prefix = prefix.trim_end_matches('/');
+        let base = if prefix.is_empty() {
+            self.prefix.clone()
+        } else {
+            check_key(prefix)?;
+            format!("{}/", self.key(prefix))
+        };
+        let mut request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&base)
+            .delimiter("/");
+        if let Some(after) = after {
+            // The prefix `after/` sorts after the key `after`: one more than
+            // the page, for the entry named `after` itself.
+            request = request.start_after(format!("{base}{after}")).max_keys(
+                i32::try_from(limit.saturating_add(1))
+                    .unwrap_or(1000)
+                    .min(1000),
+            );
+        }
+        let mut out = Vec::new();
+        let mut pages = request.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error("ListObjectsV2", &base, e))?;
+            for o in page.contents() {
+                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&base))
+                    && !name.is_empty()
+                {
+                    out.push(Entry::Object(name.to_string()));
+                }
+            }
+            for p in page.common_prefixes() {
+                if let Some(name) = p
+                    .prefix()
+                    .and_then(|k| k.strip_prefix(&base))
+                    .map(|n| n.trim_end_matches('/'))
+                    && !name.is_empty()
+                {
+                    out.push(Entry::Prefix(name.to_string()));
+                }
+            }
+            if let Some(after) = after {
+                out.retain(|e| e.name() > after);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name().cmp(b.name()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     #[cfg(test)]
     fn with_spare_parts(mut self, n: usize) -> Self {
         self.spare = Arc::new(Semaphore::new(n));
@@ -971,44 +1036,11 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
-        let prefix = prefix.trim_end_matches('/');
-        let base = if prefix.is_empty() {
-            self.prefix.clone()
-        } else {
-            check_key(prefix)?;
-            format!("{}/", self.key(prefix))
-        };
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&base)
-            .delimiter("/")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| io_error("ListObjectsV2", &base, e))?;
-            for o in page.contents() {
-                if let Some(name) = o.key().and_then(|k| k.strip_prefix(&base))
-                    && !name.is_empty()
-                {
-                    out.push(Entry::Object(name.to_string()));
-                }
-            }
-            for p in page.common_prefixes() {
-                if let Some(name) = p
-                    .prefix()
-                    .and_then(|k| k.strip_prefix(&base))
-                    .map(|n| n.trim_end_matches('/'))
-                    && !name.is_empty()
-                {
-                    out.push(Entry::Prefix(name.to_string()));
-                }
-            }
-        }
-        out.sort_by(|a, b| name_of(a).cmp(name_of(b)));
-        Ok(out)
+        self.list_from(prefix, None, usize::MAX).await
+    }
+
+    async fn list_after(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<Entry>> {
+        self.list_from(prefix, Some(after), limit).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -1105,12 +1137,6 @@ impl Storage for S3Storage {
                     self.bucket
                 )))
             })
-    }
-}
-
-fn name_of(e: &Entry) -> &str {
-    match e {
-        Entry::Object(n) | Entry::Prefix(n) => n,
     }
 }
 

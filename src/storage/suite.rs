@@ -135,6 +135,21 @@ async fn listing(s: &dyn Storage) {
             .unwrap()
             .contains(&Entry::Prefix("l".into()))
     );
+
+    // A page: what `list` gives, after a name, cut at a length. "d" is a
+    // prefix (keys "l/d/…" sort after the key "l/d").
+    for after in ["", "a", "b", "bb", "c", "d", "e"] {
+        for limit in [0, 1, 2, 3, 10] {
+            let mut page: Vec<Entry> = want.iter().filter(|e| e.name() > after).cloned().collect();
+            page.truncate(limit);
+            assert_eq!(
+                s.list_after("l", after, limit).await.unwrap(),
+                page,
+                "after {after:?}, limit {limit}"
+            );
+        }
+    }
+    assert!(s.list_after("nothing", "", 5).await.unwrap().is_empty());
 }
 
 async fn delete_and_rename(s: &dyn Storage) {

@@ -8,7 +8,7 @@ use super::Request;
 use super::response::{json, set};
 use crate::registry::Registry;
 use crate::registry::error::{Code, RegistryError, Result};
-use crate::registry::listing::{Page, paginate};
+use crate::registry::listing::Page;
 
 fn page_params(req: &Request) -> Result<(Option<usize>, Option<String>)> {
     let n = match req.param("n") {
@@ -37,7 +37,7 @@ fn with_link(mut resp: Response, path: &str, n: Option<usize>, page: &Page) -> R
 
 pub async fn tags(reg: &Registry, name: &str, req: &Request) -> Result<Response> {
     let (n, last) = page_params(req)?;
-    let page = paginate(reg.tags(name).await?, n, last.as_deref());
+    let page = reg.tags_page(name, n, last.as_deref()).await?;
     let resp = json(
         StatusCode::OK,
         &serde_json::json!({ "name": name, "tags": page.items }),
