@@ -48,7 +48,10 @@ struct Keys {
 
 pub struct Oidc {
     providers: Vec<Provider>,
-    http: reqwest::Client,
+    /// Made only when there are providers: a client loads the system's
+    /// CA certificates, which costs a server without OIDC startup time and
+    /// memory for nothing.
+    http: Option<reqwest::Client>,
 }
 
 /// Who an exchanged ID token stands for, and what it may do.
@@ -91,11 +94,16 @@ impl Oidc {
                 fetching: Mutex::new(()),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = match providers.is_empty() {
+            true => None,
+            false => Some(
+                reqwest::Client::builder()
+                    .timeout(HTTP_TIMEOUT)
+                    .user_agent(concat!("nora/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
         Ok(Oidc { providers, http })
     }
 
@@ -132,7 +140,8 @@ impl Oidc {
             .find(|p| p.issuer == issuer)
             .ok_or_else(|| format!("no OIDC provider for issuer {issuer:?}"))?;
         let kid = header.kid.ok_or("the token names no key (kid)")?;
-        let key = provider.key(&self.http, &kid).await?;
+        let http = self.http.as_ref().ok_or("no OIDC provider is configured")?;
+        let key = provider.key(http, &kid).await?;
         let mut v = Validation::new(alg);
         v.set_audience(&[&provider.audience]);
         v.set_issuer(&[&provider.issuer]);

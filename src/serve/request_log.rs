@@ -97,8 +97,10 @@ where
             line: None,
         });
         let fut = self.inner.call(req);
+        // Made before the future: one dropped before it is ever polled
+        // still writes its line.
+        let mut pending = Unanswered(Some(line));
         Box::pin(async move {
-            let mut pending = Unanswered(Some(line));
             let mut resp = fut.await?;
             let mut line = pending.0.take();
             if let Some(line) = &mut line {
