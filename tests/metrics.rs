@@ -52,15 +52,7 @@ async fn requests_are_counted_by_route_method_and_status() {
     assert_eq!(r.status(), 404);
     r.bytes().await.unwrap();
     let d = sha256(&layer);
-    let blob = c
-        .http
-        .get(c.u(&format!("/v2/metrics/app/blobs/{d}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let blob = c.get_bytes(&format!("/v2/metrics/app/blobs/{d}")).await;
     assert_eq!(blob.len(), layer.len());
 
     // The log line (and the count) of the last answer is written once its

@@ -118,15 +118,7 @@ async fn two_instances_on_one_bucket_are_one_registry() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    let got = a
-        .http
-        .get(a.u(&format!("/v2/team/app/blobs/{d}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = a.get_bytes(&format!("/v2/team/app/blobs/{d}")).await;
     assert_eq!(sha256(&got), d);
 
     // A token revoked on A is refused by B at once.

@@ -22,6 +22,22 @@ fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// Sends `bytes` on a raw connection to `addr`; all the server answers
+/// before it closes.
+async fn exchange(addr: String, bytes: &'static [u8]) -> String {
+    tokio::task::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(bytes).unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap()
+}
+
 /// A client that trusts only `cert`.
 fn trusting(s: &Server, cert: &Path) -> Client {
     let root = reqwest::Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap();
@@ -110,21 +126,7 @@ async fn plain_http_on_the_https_port_is_told_so() {
     let (cert, key) = write_pair(dir.path(), "server");
     let s = start_tls(dir.path(), &cert, &key, &[]);
     let c = trusting(&s, &cert);
-    let answer = tokio::task::spawn_blocking({
-        let addr = c.addr();
-        move || {
-            let mut sock = std::net::TcpStream::connect(addr).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            sock.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
-            let mut answer = String::new();
-            sock.read_to_string(&mut answer).unwrap();
-            answer
-        }
-    })
-    .await
-    .unwrap();
+    let answer = exchange(c.addr(), b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(
         answer.ends_with("an HTTP request to an HTTPS server.\n"),
@@ -232,20 +234,9 @@ async fn the_cli_trusts_a_private_ca_from_ssl_cert_file() {
 async fn a_tls_handshake_on_the_plain_port_is_answered_quietly() {
     let s = Server::start();
     let c = s.client();
-    let addr = c.addr();
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut sock = std::net::TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        // The start of a ClientHello record.
-        sock.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00])
-            .unwrap();
-        let mut answer = String::new();
-        sock.read_to_string(&mut answer).unwrap();
-        answer
-    })
-    .await
-    .unwrap();
+    // The start of a ClientHello record.
+    let hello: &[u8] = &[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00];
+    let answer = exchange(c.addr(), hello).await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     let r = c.http.get(c.u("/v2/")).send().await.unwrap();
     assert_eq!(r.status(), 200);

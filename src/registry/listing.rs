@@ -36,19 +36,22 @@ pub fn paginate(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page 
     }
 }
 
+/// The tags of a listing of a tags directory: its objects (each a tag's
+/// link).
+fn tag_names(entries: Vec<Entry>) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Object(t) => Some(t),
+            Entry::Prefix(_) => None,
+        })
+        .collect()
+}
+
 impl Registry {
     /// Every tag of `name`, sorted; NAME_UNKNOWN when the repository is absent.
     pub async fn tags(&self, name: &str) -> Result<Vec<String>> {
-        let mut tags: Vec<String> = self
-            .storage
-            .list(&layout::tags(name))
-            .await?
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::Object(t) => Some(t),
-                Entry::Prefix(_) => None,
-            })
-            .collect();
+        let mut tags = tag_names(self.storage.list(&layout::tags(name)).await?);
         self.known_unless(tags.is_empty(), name).await?;
         tags.sort();
         Ok(tags)
@@ -78,16 +81,11 @@ impl Registry {
         let Some(n) = n else {
             return Ok(paginate(self.tags(name).await?, None, last));
         };
-        let mut tags: Vec<String> = self
+        let listed = self
             .storage
             .list_after(&layout::tags(name), last.unwrap_or(""), n.saturating_add(1))
-            .await?
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::Object(t) => Some(t),
-                Entry::Prefix(_) => None,
-            })
-            .collect();
+            .await?;
+        let mut tags = tag_names(listed);
         self.known_unless(tags.is_empty(), name).await?;
         let more = n > 0 && tags.len() > n;
         tags.truncate(n);

@@ -195,6 +195,18 @@ impl Client {
             .to_string()
     }
 
+    /// GET `path` and the bytes of its answer, whatever its status.
+    pub async fn get_bytes(&self, path: &str) -> bytes::Bytes {
+        self.http
+            .get(self.u(path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+
     /// GET `path` and its JSON answer.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
