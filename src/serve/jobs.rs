@@ -113,17 +113,8 @@ impl Scheduler {
             })
         };
         let result = self.client.gc(req, &progress).await;
-        super::metrics::get().job(
-            "gc",
-            match &result {
-                Err(_) => JobOutcome::Failed,
-                Ok(r) if r.dry_run => JobOutcome::DryRun,
-                Ok(r) => JobOutcome::Done {
-                    removed: r.blobs_removed,
-                    freed: r.bytes_freed,
-                },
-            },
-        );
+        let outcome = JobOutcome::of(&result, |r| (r.dry_run, r.blobs_removed, r.bytes_freed));
+        super::metrics::get().job("gc", outcome);
         self.finish(Job::Gc, &result);
         result
     }
@@ -132,17 +123,8 @@ impl Scheduler {
         let _one = self.running.lock().await;
         self.update(Job::Retention, |s| s.running = true);
         let result = self.client.retention(dry_run).await;
-        super::metrics::get().job(
-            "retention",
-            match &result {
-                Err(_) => JobOutcome::Failed,
-                Ok(r) if r.dry_run => JobOutcome::DryRun,
-                Ok(r) => JobOutcome::Done {
-                    removed: r.removals.len() as u64,
-                    freed: 0,
-                },
-            },
-        );
+        let outcome = JobOutcome::of(&result, |r| (r.dry_run, r.removals.len() as u64, 0));
+        super::metrics::get().job("retention", outcome);
         self.finish(Job::Retention, &result);
         result
     }

@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use warp::Filter;
 use warp::reply::Response;
 
@@ -80,88 +80,103 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let m = Metrics {
-            registry: Registry::default(),
-            requests: Family::default(),
-            duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
-            received: Family::default(),
-            sent: Family::default(),
-            incomplete: Family::default(),
-            in_flight: Gauge::default(),
-            tls_failures: Counter::default(),
-            jobs: Family::default(),
-            job_last_success: Family::default(),
-            gc_blobs_removed: Counter::default(),
-            gc_bytes_freed: Counter::default(),
-            retention_tags_removed: Counter::default(),
-        };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Process {
             started: SystemTime::now(),
         }));
-        let nora = registry.sub_registry_with_prefix("nora");
-        nora.register(
+        let r = registry.sub_registry_with_prefix("nora");
+        r.register(
             "build",
             "The running nora's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        nora.register(
+        let requests = add(
+            r,
             "http_requests",
             "Requests answered, by method, route kind and status",
-            m.requests.clone(),
+            Family::default(),
         );
-        nora.register(
+        let duration = add(
+            r,
             "http_request_duration_seconds",
             "Time from a request's arrival to the end of its answer's body",
-            m.duration.clone(),
+            HistogramFamily::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
         );
-        nora.register(
+        let received = add(
+            r,
             "http_received_bytes",
             "Request body bytes read",
-            m.received.clone(),
+            Family::default(),
         );
-        nora.register("http_sent_bytes", "Answer body bytes sent", m.sent.clone());
-        nora.register(
+        let sent = add(
+            r,
+            "http_sent_bytes",
+            "Answer body bytes sent",
+            Family::default(),
+        );
+        let incomplete = add(
+            r,
             "http_responses_incomplete",
             "Answers whose body was not sent whole (the client went away)",
-            m.incomplete.clone(),
+            Family::default(),
         );
-        nora.register(
+        let in_flight = add(
+            r,
             "http_requests_in_flight",
             "Requests being answered now",
-            m.in_flight.clone(),
+            Gauge::default(),
         );
-        nora.register(
+        let tls_failures = add(
+            r,
             "tls_handshake_failures",
             "Connections refused before a request: failed or timed-out TLS handshakes, plain HTTP on the HTTPS port",
-            m.tls_failures.clone(),
+            Counter::default(),
         );
-        nora.register(
+        let jobs = add(
+            r,
             "jobs",
-            "gc and retention runs of this server, by result (ok, failed)",
-            m.jobs.clone(),
+            "gc and retention runs of this server, by result (ok, dry_run, failed)",
+            Family::default(),
         );
-        nora.register(
+        let job_last_success = add(
+            r,
             "job_last_success_timestamp_seconds",
-            "When each job last finished without error (Unix time)",
-            m.job_last_success.clone(),
+            "When each job last finished a run that was not a dry run, without error (Unix time)",
+            Family::default(),
         );
-        nora.register(
+        let gc_blobs_removed = add(
+            r,
             "gc_blobs_removed",
             "Blobs removed by this server's gc runs",
-            m.gc_blobs_removed.clone(),
+            Counter::default(),
         );
-        nora.register(
+        let gc_bytes_freed = add(
+            r,
             "gc_freed_bytes",
             "Bytes freed by this server's gc runs",
-            m.gc_bytes_freed.clone(),
+            Counter::default(),
         );
-        nora.register(
+        let retention_tags_removed = add(
+            r,
             "retention_tags_removed",
             "Tags removed by this server's retention runs",
-            m.retention_tags_removed.clone(),
+            Counter::default(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            received,
+            sent,
+            incomplete,
+            in_flight,
+            tls_failures,
+            jobs,
+            job_last_success,
+            gc_blobs_removed,
+            gc_bytes_freed,
+            retention_tags_removed,
+        }
     }
 
     /// A request started: it is in flight until `finished`.
@@ -245,6 +260,18 @@ pub enum JobOutcome {
     Done { removed: u64, freed: u64 },
 }
 
+impl JobOutcome {
+    /// The outcome of a run's `result`; `report` tells of a report whether
+    /// it was a dry run, what it removed and what it freed.
+    pub fn of<T, E>(result: &Result<T, E>, report: impl Fn(&T) -> (bool, u64, u64)) -> Self {
+        match result.as_ref().map(report) {
+            Err(_) => JobOutcome::Failed,
+            Ok((true, _, _)) => JobOutcome::DryRun,
+            Ok((false, removed, freed)) => JobOutcome::Done { removed, freed },
+        }
+    }
+}
+
 /// What the request log knows of a request once its answer is done.
 pub struct Finished {
     pub method: Method,
@@ -254,6 +281,13 @@ pub struct Finished {
     pub sent: u64,
     pub elapsed: Duration,
     pub complete: bool,
+}
+
+/// Registers `metric` under `name` and gives it back: the registry
+/// encodes a clone, which shares its values.
+fn add<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
 }
 
 /// `GET /metrics`.
