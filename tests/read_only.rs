@@ -29,9 +29,8 @@ fn files(dir: &Path) -> BTreeMap<String, (u64, SystemTime)> {
     out
 }
 
-fn basic(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    req.basic_auth("root", Some("root-pw"))
-}
+/// Basic root:root-pw.
+const ROOT: &str = "Basic cm9vdDpyb290LXB3";
 
 #[tokio::test]
 async fn pulls_only_and_nothing_written() {
@@ -56,21 +55,7 @@ async fn pulls_only_and_nothing_written() {
 
     // An image pushed by a server as usual, whose sweeps have run.
     let s = Server::start_on(&data, &[("NORA_CONFIG", config)]);
-    let c = s.client();
-    let c = Client {
-        http: reqwest::Client::builder()
-            .default_headers(
-                [(
-                    reqwest::header::AUTHORIZATION,
-                    basic(c.http.get(c.u("/"))).build().unwrap().headers()["authorization"].clone(),
-                )]
-                .into_iter()
-                .collect(),
-            )
-            .build()
-            .unwrap(),
-        ..c
-    };
+    let c = s.client_with(ROOT);
     let layer = b"read-only layer".to_vec();
     let digest = push_like_a_client(&c, "ro/app", "v1", &layer)
         .await
@@ -82,10 +67,7 @@ async fn pulls_only_and_nothing_written() {
         &data,
         &[("NORA_CONFIG", config), ("NORA_READ_ONLY", "true")],
     );
-    let c = Client {
-        url: s.url.clone(),
-        ..c
-    };
+    let c = s.client_with(ROOT);
     verify_pull(&c, "ro/app", "v1", &digest).await;
     let tags = c.get_json("/v2/ro/app/tags/list").await;
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));

@@ -41,15 +41,7 @@ fn nora(env: &[(&'static str, String)], args: &[&str]) -> String {
 }
 
 fn with_token(server: &Server, token: &str) -> Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    Client {
-        http: reqwest::Client::builder()
-            .default_headers(h)
-            .build()
-            .unwrap(),
-        url: server.url.clone(),
-    }
+    server.client_with(&format!("Bearer {token}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

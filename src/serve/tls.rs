@@ -255,26 +255,23 @@ mod tests {
         let (_, other_key) = pair(dir.path(), "b");
         assert!(acceptor(&cert, &key).is_ok());
         let missing = dir.path().join("missing.pem");
-        let e = acceptor(&missing, &key).err().unwrap();
-        assert!(
-            e.starts_with("server.tls_cert ") && e.contains("missing.pem: No such file"),
-            "{e}"
-        );
-        let e = acceptor(&key, &key).err().unwrap();
-        assert!(
-            e.starts_with("server.tls_cert ") && e.contains("a.key: no CERTIFICATE"),
-            "{e}"
-        );
-        let e = acceptor(&cert, &cert).err().unwrap();
-        assert!(
-            e.starts_with("server.tls_key ") && e.contains("a.crt: no PEM private key"),
-            "{e}"
-        );
-        let e = acceptor(&cert, &other_key).err().unwrap();
-        assert!(
-            e.starts_with("server.tls_key ") && e.contains("b.key: not the key of"),
-            "{e}"
-        );
+        for (c, k, setting, says) in [
+            (
+                &missing,
+                &key,
+                "server.tls_cert",
+                "missing.pem: No such file",
+            ),
+            (&key, &key, "server.tls_cert", "a.key: no CERTIFICATE"),
+            (&cert, &cert, "server.tls_key", "a.crt: no PEM private key"),
+            (&cert, &other_key, "server.tls_key", "b.key: not the key of"),
+        ] {
+            let e = acceptor(c, k).err().unwrap();
+            assert!(
+                e.starts_with(&format!("{setting} ")) && e.contains(says),
+                "{e}"
+            );
+        }
     }
 
     #[test]

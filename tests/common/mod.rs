@@ -138,6 +138,20 @@ impl Server {
             url: self.url.clone(),
         }
     }
+
+    /// A client that sends `authorization` (`Bearer …`, `Basic …`) with
+    /// every request.
+    pub fn client_with(&self, authorization: &str) -> Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("Authorization", authorization.parse().unwrap());
+        Client {
+            http: reqwest::Client::builder()
+                .default_headers(h)
+                .build()
+                .unwrap(),
+            url: self.url.clone(),
+        }
+    }
 }
 
 impl Drop for Server {
