@@ -178,6 +178,7 @@ async fn abandoned_requests_and_jobs_are_counted() {
         .unwrap()
             > 1.7e9
     );
+    assert!(s.logged("path=/api/v1/gc status=499").await);
     let log = s.log_text();
     assert!(
         log.lines()

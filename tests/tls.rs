@@ -134,10 +134,7 @@ async fn plain_http_on_the_https_port_is_told_so() {
     );
     let r = c.http.get(c.u("/v2/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        s.log_text()
-            .contains("plain HTTP request on the HTTPS port")
-    );
+    assert!(s.logged("plain HTTP request on the HTTPS port").await);
 }
 
 /// Renewal tools replace the files in place: new connections get the new
@@ -165,8 +162,8 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
         200
     );
     assert!(
-        s.log_text()
-            .contains("does not load; still serving the one before"),
+        s.logged("does not load; still serving the one before")
+            .await,
         "{}",
         s.log_text()
     );
@@ -183,7 +180,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     );
     let old = trusting(&s, &saved_old);
     assert!(old.http.get(old.u("/v2/")).send().await.is_err());
-    assert!(s.log_text().contains("TLS certificate reloaded"));
+    assert!(s.logged("TLS certificate reloaded").await);
 }
 
 /// `nora --url https://…` trusts the system's CAs, and `SSL_CERT_FILE` names

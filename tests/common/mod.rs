@@ -132,6 +132,20 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Whether the log comes to hold `text` within 10 s: the server's lines
+    /// reach the test through a pipe and a reader thread, after the answer
+    /// they belong to may have.
+    pub async fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(text) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     pub fn client(&self) -> Client {
         Client {
             http: reqwest::Client::new(),
