@@ -70,6 +70,7 @@ pub struct Usage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GcRequest {
     #[serde(default)]
     pub dry_run: bool,

@@ -485,6 +485,17 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
                 404,
                 "not_found",
             ),
+            // A misspelt option is refused, not dropped: `dryrun` must not
+            // run the real thing.
+            ("POST", "/api/v1/gc", r#"{"dryrun":true}"#, 400, "invalid"),
+            ("POST", "/api/v1/retention", r#"{"dry-run":true}"#, 400, "invalid"),
+            (
+                "POST",
+                "/api/v1/delete",
+                r#"{"reference":"a:1","dryRun":true}"#,
+                400,
+                "invalid",
+            ),
             ("GET", "/api/v1/inspect", "", 400, "invalid"),
             ("GET", "/api/v1/images?pattern=a%5B", "", 400, "invalid"),
             ("GET", "/api/v1/nope", "", 404, "not_found"),
