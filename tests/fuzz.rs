@@ -1,0 +1,387 @@
+//! Random requests against a live server, built from the shapes of the OCI
+//! API with bad parts mixed in (names, digests, references, upload ids,
+//! queries, headers, manifest bodies), and some that are not HTTP at all.
+//! Whatever arrives: no 5xx, no hang, no panic; every refusal of a
+//! well-formed `/v2/` request is the spec's error JSON; and afterwards an
+//! image pushed before still pulls byte-identical, every stored blob holds
+//! the bytes its name says, and every tag names a stored manifest.
+//!
+//! The run is seeded and prints its seed: `NORA_FUZZ_SEED=<n>` replays it,
+//! `NORA_FUZZ_N=<count>` sets how many requests it sends (10,000 by default,
+//! 4,000 on S3),
+//! `NORA_FUZZ_LANES` on how many connections at once (default 4; 1 replays a
+//! seed exactly).
+
+mod common;
+#[path = "fuzz/requests.rs"]
+mod requests;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Client, OCI_MANIFEST, Server, sha256};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use requests::{CONFIG, Exchange, Known, exchange, sessions};
+
+type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Sends one request on its own connection and reads the answer to its end,
+/// waiting up to `patience` for each read.
+fn send(addr: &str, raw: &[u8], patience: Duration) -> std::io::Result<Answer> {
+    let mut sock = TcpStream::connect(addr)?;
+    sock.set_read_timeout(Some(patience))?;
+    // The server may answer and close before it read the whole request.
+    let _ = sock.write_all(raw);
+    let mut bytes = Vec::new();
+    sock.read_to_end(&mut bytes).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::ConnectionReset && !bytes.is_empty() {
+            Ok(0)
+        } else {
+            Err(e)
+        }
+    })?;
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(bytes.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(Answer {
+        status,
+        head,
+        body: bytes[split..].to_vec(),
+    })
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Chunked bodies (the spec's error JSON may be streamed) made plain.
+fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
+    if header(head, "transfer-encoding") != Some("chunked") {
+        return body.to_vec();
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&rest[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < i + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&rest[i + 2..i + 2 + size]);
+        rest = &rest[(i + 4 + size).min(rest.len())..];
+    }
+    out
+}
+
+/// Checks one answer; a failure says what was sent.
+fn check(x: &Exchange, a: &Answer, shown: &str) {
+    assert!(a.status != 0 || !x.well_formed, "no answer to {shown}");
+    assert!(
+        a.status < 500 || (!x.well_formed && matches!(a.status, 501 | 505)),
+        "{} to {shown}\n{}{}",
+        a.status,
+        a.head,
+        String::from_utf8_lossy(&a.body)
+    );
+    let oci = x.path.starts_with("/v2/") && x.path != "/v2/";
+    if x.well_formed && oci && a.status >= 400 && x.method != "HEAD" {
+        let body = dechunk(&a.head, &a.body);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "{} to {shown} is not error JSON ({e}): {}",
+                a.status,
+                String::from_utf8_lossy(&body)
+            )
+        });
+        assert!(
+            v["errors"][0]["code"].is_string() && v["errors"][0]["message"].is_string(),
+            "{} to {shown}: {v}",
+            a.status
+        );
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sends `count` requests (unless NORA_FUZZ_N says otherwise) to `server`.
+async fn fuzz(server: &Server, client: &Client, login: Option<String>, count: usize) {
+    let seed: u64 = env_or("NORA_FUZZ_SEED", rand::random());
+    let count: usize = env_or("NORA_FUZZ_N", count);
+    // Requests run on several connections at once, so that racing uploads,
+    // deletes and pushes are part of the run; one lane replays a seed exactly.
+    let lanes: u64 = env_or("NORA_FUZZ_LANES", 4).max(1);
+    eprintln!("fuzz: NORA_FUZZ_SEED={seed} NORA_FUZZ_N={count} NORA_FUZZ_LANES={lanes}");
+    let layer: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let (manifest, manifest_bytes) = client.push_image("fuzz/app", "latest", &layer).await;
+    // The same image where no random request reaches, pulled at the end:
+    // whatever the requests to fuzz/app deleted or retagged.
+    let (kept, _) = client.push_image("fuzz/kept", "latest", &layer).await;
+    let k = Arc::new(Known {
+        repo: "fuzz/app",
+        tag: "latest",
+        manifest,
+        manifest_bytes,
+        config: sha256(CONFIG),
+        layer: sha256(&layer),
+        layer_bytes: layer,
+        sessions: Default::default(),
+        login,
+    });
+    let runs: Vec<_> = (0..lanes)
+        .map(|lane| {
+            let (k, client, log) = (k.clone(), client.clone(), server.log.clone());
+            let n = count / lanes as usize;
+            tokio::spawn(
+                async move { lane_run(seed.wrapping_add(lane), n, &k, &client, &log).await },
+            )
+        })
+        .collect();
+    let mut statuses = BTreeMap::<u16, usize>::new();
+    for run in runs {
+        for (status, n) in run.await.unwrap() {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    eprintln!(
+        "fuzz: {count} requests, {} sessions opened; statuses {statuses:?}",
+        sessions(&k).len()
+    );
+
+    let r = client.http.get(client.u("/v2/")).send().await.unwrap();
+    assert!(
+        r.status() == 200 || r.status() == 401,
+        "alive: {}",
+        r.status()
+    );
+    common::verify_pull(client, "fuzz/kept", "latest", &kept).await;
+    let log = server.log_text();
+    assert!(!log.contains("panicked"), "a panic in the log");
+    let errors: Vec<_> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "errors in the log:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// One connection's share of the run: `n` requests from `seed`, each
+/// checked; gives the count of each status.
+async fn lane_run(
+    seed: u64,
+    n: usize,
+    k: &Known,
+    client: &Client,
+    log: &Log,
+) -> BTreeMap<u16, usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut statuses = BTreeMap::new();
+    for i in 0..n {
+        // Deletes and retags wear the image away; push it again now and then
+        // so that later requests still find what they name. (Another lane's
+        // delete may refuse the manifest: a race, not a failure.)
+        if i % 200 == 199 {
+            client.push_blob(k.repo, CONFIG).await;
+            client.push_blob(k.repo, &k.layer_bytes).await;
+            client
+                .put_manifest(k.repo, k.tag, OCI_MANIFEST, &k.manifest_bytes)
+                .await;
+        }
+        let x = exchange(&mut rng, k);
+        let shown = format!(
+            "request {i} (lane seed {seed}): {:?}",
+            String::from_utf8_lossy(&x.raw[..x.raw.len().min(600)])
+        );
+        let (raw, addr) = (x.raw.clone(), client.addr());
+        // Bytes that end mid-head wait for the server's 30 s header timeout:
+        // not worth waiting for.
+        let patience = Duration::from_secs(if x.well_formed { 10 } else { 1 });
+        let a = tokio::task::spawn_blocking(move || send(&addr, &raw, patience))
+            .await
+            .unwrap();
+        let a = match a {
+            Ok(a) => a,
+            Err(e) if !x.well_formed => Answer {
+                status: 0,
+                head: format!("({e})"),
+                body: Vec::new(),
+            },
+            Err(e) => panic!("{shown}: {e}"),
+        };
+        let shown = if a.status >= 500 {
+            // What the server said about it, for the failure's message.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let id = header(&a.head, "x-request-id").unwrap_or("?");
+            let lines = log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(id) || l.contains("ERROR") || l.contains("WARN"))
+                .cloned()
+                .collect::<Vec<_>>();
+            format!("{shown}\nserver log:\n{}\n", lines.join("\n"))
+        } else {
+            shown
+        };
+        check(&x, &a, &shown);
+        *statuses.entry(a.status).or_default() += 1;
+        if a.status == 202
+            && let Some(loc) = header(&a.head, "location")
+            && loc.starts_with('/')
+        {
+            k.sessions.lock().unwrap().push(loc.to_string());
+        }
+    }
+    statuses
+}
+
+/// Every blob holds the bytes its name says; every tag names a stored blob.
+fn check_store(data: &Path) {
+    let walk = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if !e.file_name().to_string_lossy().starts_with('.') {
+                    // (s3s-fs keeps its metadata in dot files)
+                    out.push(p);
+                }
+            }
+        }
+        out
+    };
+    let mut blobs = 0;
+    for f in walk(&data.join("blobs")) {
+        let hex = f
+            .parent()
+            .and_then(|p| p.file_name())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let alg = f
+            .ancestors()
+            .nth(3)
+            .and_then(|p| p.file_name())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(&f).unwrap();
+        let got = match alg.as_str() {
+            "sha256" => sha256(&bytes),
+            "sha512" => common::sha512(&bytes),
+            other => panic!("blob of algorithm {other}: {}", f.display()),
+        };
+        assert_eq!(got, format!("{alg}:{hex}"), "{}", f.display());
+        blobs += 1;
+    }
+    let mut tags = 0;
+    for f in walk(&data.join("repositories")) {
+        if f.parent().and_then(|p| p.file_name()) != Some("tags".as_ref()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let digest = text.lines().next().unwrap();
+        let (alg, hex) = digest.split_once(':').unwrap();
+        assert!(
+            data.join(format!("blobs/{alg}/{}/{hex}/data", &hex[..2]))
+                .is_file(),
+            "tag {} names {digest}, not stored",
+            f.display()
+        );
+        tags += 1;
+    }
+    eprintln!("fuzz: store holds {blobs} verified blobs, {tags} tags");
+}
+
+#[tokio::test]
+async fn random_requests_get_the_spec_s_answers_and_leave_the_store_whole() {
+    let s = Server::start();
+    fuzz(&s, &s.client(), None, 10_000).await;
+    check_store(&s.data);
+}
+
+#[tokio::test]
+async fn random_requests_with_authentication_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let users = dir.path().join("users.htpasswd");
+    std::fs::write(
+        &users,
+        format!("fuzz:{}\n", bcrypt::hash("fuzz-pw", 4).unwrap()),
+    )
+    .unwrap();
+    let config = dir.path().join("nora.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nenabled = true\nhtpasswd_file = \"{}\"\nfailed_login_limit = 0\n\
+             [[auth.rules]]\nsubject = \"fuzz\"\npermissions = [\"push:fuzz/*\", \"pull:**\", \"admin:**\"]\n",
+            users.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_on(&data, &[("NORA_CONFIG", config.to_str().unwrap())]);
+    let login = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("fuzz:fuzz-pw")
+    );
+    fuzz(&s, &s.client_with(&login), Some(login.clone()), 10_000).await;
+    check_store(&s.data);
+}
+
+/// On S3 (moto: s3s-fs cannot hold keys as long as a referrer's), the
+/// store is checked through a copy: `nora migrate` to a directory.
+#[tokio::test]
+async fn random_requests_on_s3() {
+    let s3 = common::s3::S3Server::start(common::s3::Kind::Moto);
+    let dir = tempfile::tempdir().unwrap();
+    let env = s3.env("fuzz");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_on(&dir.path().join("data"), &env);
+    // Fewer: each request is several to moto, in Python.
+    fuzz(&s, &s.client(), None, 4_000).await;
+    let copy = dir.path().join("copy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
+        .args(["migrate", "--from", "s3", "--to"])
+        .arg(&copy)
+        .envs(env.iter().copied())
+        .env_remove("NORA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_store(&copy);
+}
