@@ -148,7 +148,7 @@ impl From<StorageError> for RegistryError {
             // Named, so that a push to a read-only mount says why.
             return RegistryError::new(
                 Code::Internal,
-                "the registry's storage is read-only; nothing was stored",
+                "the registry's storage is read-only; nothing was changed",
             );
         }
         RegistryError {

@@ -105,10 +105,15 @@ impl Registry {
         // Counted from before the lock is taken: a Ctrl-C from then on
         // lets it go (see crate::stop).
         let _counted = crate::stop::Holding::new();
-        self.gc_lock().await?;
-        let mut report = self
-            .holding(layout::GC_LOCK, self.gc_locked(opts, progress))
-            .await?;
+        // A dry run only reads: it takes no lock, so it runs on a read-only
+        // store, and beside a real collection or a backup.
+        let mut report = if opts.dry_run {
+            self.collect(opts, progress).await?
+        } else {
+            self.gc_lock().await?;
+            self.holding(layout::GC_LOCK, self.collect(opts, progress))
+                .await?
+        };
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
@@ -237,7 +242,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn gc_locked(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
+    async fn collect(&self, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
         // A grace longer than the clock has run keeps everything (and must not
         // panic: it comes from the API and the command line).
         let cutoff = SystemTime::now()
@@ -580,8 +585,9 @@ mod tests {
     use super::*;
     use crate::registry::testing::{self, age, push_blob, registry};
 
+    /// A real collection (a dry run takes no lock: it meets no hold).
     async fn gc(reg: &Registry) -> Result<GcReport> {
-        testing::gc(reg, true, Duration::ZERO).await
+        testing::gc(reg, false, Duration::ZERO).await
     }
 
     /// An old unreferenced blob (the layer of a deleted image) that a client
@@ -645,7 +651,8 @@ mod tests {
     }
 
     /// A filesystem snapshot mounted read-only is backed up as it is: no
-    /// hold can be written, and no gc can change it through that view.
+    /// hold can be written, and no gc can change it through that view; a
+    /// dry run reads it.
     #[tokio::test]
     async fn a_read_only_store_is_read_without_a_hold() {
         let dir = tempfile::tempdir().unwrap();
@@ -664,6 +671,19 @@ mod tests {
             .unwrap();
         assert_eq!(read.map(|m| m.size), Some(4));
         assert!(!dir.path().join("gc/holds").exists());
+
+        // A dry run says what a gc would free there (it takes no lock);
+        // a real one is refused by the store.
+        let mut opts = GcOptions {
+            dry_run: true,
+            grace: Duration::ZERO,
+            upload_ttl: Duration::MAX,
+        };
+        let report = reg.gc(&opts, &|_, _, _| {}).await.unwrap();
+        assert_eq!((report.blobs_removed, report.bytes_freed), (1, 4));
+        opts.dry_run = false;
+        assert!(reg.gc(&opts, &|_, _, _| {}).await.is_err());
+        assert!(dir.path().join(layout::blob(&digest)).exists());
     }
 
     #[tokio::test]

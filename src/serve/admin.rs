@@ -56,11 +56,10 @@ pub fn routes(
                         Err(refusal) => return refusal,
                     };
                     let result = match read_body(body).await {
-                        Ok(_) if read_only && method != Method::GET => Err(ClientError::new(
-                            ErrorKind::Conflict,
-                            "this nora serves read-only (server.read_only, or its storage is mounted read-only): nothing can be changed through it",
-                        )),
-                        Ok(body) => dispatch(&jobs, &method, tail.as_str(), &query, &body).await,
+                        Ok(body) => {
+                            let writes = Writes { read_only };
+                            dispatch(&jobs, writes, &method, tail.as_str(), &query, &body).await
+                        }
                         Err(e) => Err(e),
                     };
                     let resp = result.unwrap_or_else(|e| error(&e));
@@ -86,8 +85,34 @@ pub fn routes(
     docs.or(api).unify()
 }
 
+/// Whether this server may change its store: each route that would asks
+/// first, after reading its request (a dry run changes nothing, so an
+/// operator can still see what gc or retention would do on a read-only
+/// server).
+#[derive(Clone, Copy)]
+struct Writes {
+    read_only: bool,
+}
+
+impl Writes {
+    fn allowed(self) -> Result<(), ClientError> {
+        if self.read_only {
+            return Err(ClientError::new(
+                ErrorKind::Conflict,
+                "this nora serves read-only (server.read_only, or its storage is mounted read-only): nothing can be changed through it (dry runs can)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn allowed_unless(self, dry_run: bool) -> Result<(), ClientError> {
+        if dry_run { Ok(()) } else { self.allowed() }
+    }
+}
+
 async fn dispatch(
     jobs: &Arc<Scheduler>,
+    writes: Writes,
     method: &Method,
     path: &str,
     query: &str,
@@ -105,29 +130,35 @@ async fn dispatch(
         }
         ("POST", "tag") => {
             let req: TagRequest = parse(body)?;
+            writes.allowed()?;
             ok(&client.tag(&req.source, &req.target).await?)
         }
         ("POST", "delete") => {
             let req: DeleteRequest = parse(body)?;
+            writes.allowed_unless(req.dry_run)?;
             ok(&client
                 .delete(&req.reference, req.dry_run, req.expect.as_deref())
                 .await?)
         }
         ("POST", "gc") => {
             let req: GcRequest = parse(body)?;
+            writes.allowed_unless(req.dry_run)?;
             ok(&jobs.gc(&req).await?)
         }
         ("POST", "retention") => {
             let req: RetentionRequest = parse(body)?;
+            writes.allowed_unless(req.dry_run)?;
             ok(&jobs.retention(req.dry_run).await?)
         }
         ("GET", "usage") => ok(&client.usage().await?),
         ("GET", "tokens") => ok(&client.tokens().await?),
         ("POST", "tokens") => {
             let req: TokenRequest = parse(body)?;
+            writes.allowed()?;
             ok(&client.token_create(&req).await?)
         }
         ("DELETE", p) if p.starts_with("tokens/") => {
+            writes.allowed()?;
             let name = percent_encoding::percent_decode_str(&p["tokens/".len()..])
                 .decode_utf8_lossy()
                 .into_owned();
@@ -136,6 +167,7 @@ async fn dispatch(
         // A name that is `.`, `..` or empty is no path segment a URL keeps
         // (URL parsers fold dot segments away, even percent-encoded).
         ("DELETE", "tokens") => {
+            writes.allowed()?;
             let name = query_param(query, "name").ok_or_else(|| {
                 invalid("name the token: DELETE /api/v1/tokens/NAME or /api/v1/tokens?name=NAME")
             })?;

@@ -488,7 +488,13 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
             // A misspelt option is refused, not dropped: `dryrun` must not
             // run the real thing.
             ("POST", "/api/v1/gc", r#"{"dryrun":true}"#, 400, "invalid"),
-            ("POST", "/api/v1/retention", r#"{"dry-run":true}"#, 400, "invalid"),
+            (
+                "POST",
+                "/api/v1/retention",
+                r#"{"dry-run":true}"#,
+                400,
+                "invalid",
+            ),
             (
                 "POST",
                 "/api/v1/delete",
