@@ -222,6 +222,23 @@ async fn the_cli_trusts_a_private_ca_from_ssl_cert_file() {
         err.contains("certificate is refused") && err.contains("SSL_CERT_FILE"),
         "{err}"
     );
+
+    // https:// to a plain HTTP server says so.
+    let plain = Server::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_nora"))
+        .args(["images", "ls", "--url"])
+        .arg(plain.url.replace("http://", "https://"))
+        .env_remove("NORA_CONFIG")
+        .env_remove("NORA_TOKEN")
+        .env("NORA_CREDENTIALS", dir.path().join("no-credentials"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not speak HTTPS") && err.contains("try http://"),
+        "{err}"
+    );
 }
 
 /// skopeo and podman try https:// first even with --tls-verify=false: on the
