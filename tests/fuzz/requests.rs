@@ -199,22 +199,100 @@ fn path(rng: &mut StdRng, k: &Known) -> String {
         8 => "blobs/uploads/".into(),
         9 => format!("blobs/uploads/{}", upload_id(rng, k)),
         10 => {
-            let admin = [
-                "/api/v1/repositories".to_string(),
-                format!("/api/v1/repositories/{name}/tags"),
+            let reference = format!("{name}:{}", reference(rng, k));
+            let others = [
+                "/api/v1/images".to_string(),
+                format!("/api/v1/images?pattern={}", random_text(rng, 12)),
+                format!("/api/v1/inspect?ref={reference}"),
+                "/api/v1/inspect".into(),
+                "/api/v1/tag".into(),
+                "/api/v1/delete".into(),
                 "/api/v1/gc".into(),
                 "/api/v1/retention".into(),
+                "/api/v1/usage".into(),
+                "/api/v1/jobs".into(),
+                "/api/v1/tokens".into(),
+                format!("/api/v1/tokens/{}", random_text(rng, 12)),
+                format!("/api/v1/tokens?name={}", random_text(rng, 12)),
+                "/api-docs/openapi.json".into(),
                 "/health".into(),
                 "/ready".into(),
                 "/metrics".into(),
-                "/token".into(),
+                "/token?service=nora&scope=repository:fuzz/app:pull,push".into(),
                 format!("/{}", random_text(rng, 30)),
             ];
-            return pick(rng, &admin);
+            return pick(rng, &others);
         }
         _ => random_text(rng, 30),
     };
     format!("/v2/{name}/{tail}")
+}
+
+/// An admin API request: the fields of its requests, with values of the
+/// right type and of the wrong one, and fields none has.
+fn admin_body(rng: &mut StdRng, k: &Known, path: &str) -> Vec<u8> {
+    let reference = format!("{}:{}", k.repo, reference(rng, k));
+    let fields = [
+        ("source", json!(reference)),
+        ("source", json!(format!("{}@{}", k.repo, k.manifest))),
+        ("target", json!(format!("{}:copy", k.repo))),
+        ("target", json!("FUZZ:x")),
+        ("reference", json!(reference)),
+        ("reference", json!(5)),
+        ("expect", json!(k.manifest)),
+        ("expect", json!("sha256:zz")),
+        ("dry_run", json!(true)),
+        ("dry_run", json!(false)),
+        ("dry_run", json!("yes")),
+        ("grace_seconds", json!(0)),
+        ("grace_seconds", json!(-1)),
+        ("grace_seconds", json!(1e30)),
+        ("grace_seconds", json!(u64::MAX)),
+        ("name", json!(random_text(rng, 70))),
+        ("name", json!("fuzz-token")),
+        ("role", json!("read")),
+        ("role", json!("superuser")),
+        ("scopes", json!(["push:fuzz/*", "pull:**", "nonsense"])),
+        ("expires_in", json!(u64::MAX)),
+        ("expires_in", json!(0)),
+        ("dryrun", json!(true)),
+    ];
+    if rng.random_bool(0.1) {
+        return (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
+    }
+    if rng.random_bool(0.4) {
+        let copy = format!("{}:copy", k.repo);
+        let valid = match path {
+            "/api/v1/tag" => json!({"source": format!("{}:{}", k.repo, k.tag), "target": copy}),
+            "/api/v1/delete" => json!({"reference": copy, "dry_run": rng.random_bool(0.5)}),
+            "/api/v1/gc" => json!({"dry_run": rng.random_bool(0.5), "grace_seconds": 0}),
+            "/api/v1/tokens" => {
+                json!({"name": format!("t{}", rng.random::<u32>()), "role": "read", "expires_in": 60})
+            }
+            _ => json!({}),
+        };
+        return serde_json::to_vec(&valid).unwrap_or_default();
+    }
+    // Mostly the fields the endpoint knows, so that some requests run.
+    let known: &[&str] = match path {
+        "/api/v1/tag" => &["source", "target"],
+        "/api/v1/delete" => &["reference", "dry_run", "expect"],
+        "/api/v1/gc" => &["dry_run", "grace_seconds"],
+        "/api/v1/retention" => &["dry_run"],
+        _ => &["name", "role", "scopes", "expires_in"],
+    };
+    let mut o = serde_json::Map::new();
+    for _ in 0..rng.random_range(0..5) {
+        let any = rng.random_bool(0.1);
+        let fitting: Vec<_> = fields
+            .iter()
+            .filter(|(key, _)| any || known.contains(key))
+            .collect();
+        if let Some((key, value)) = fitting.choose(rng) {
+            o.insert(key.to_string(), value.clone());
+        }
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
 }
 
 /// A manifest body: the pushed image's, one built from its parts with a
@@ -473,7 +551,18 @@ pub fn exchange(rng: &mut StdRng, k: &Known) -> Exchange {
         p if p.ends_with("/blobs/uploads/") => &["POST"],
         p if p.contains("/blobs/uploads/") => &["GET", "PATCH", "PUT", "DELETE"],
         p if p.contains("/blobs/") => &["GET", "HEAD", "DELETE"],
-        p if p.starts_with("/api/") => &["GET", "POST", "DELETE"],
+        p if [
+            "/api/v1/tag",
+            "/api/v1/delete",
+            "/api/v1/gc",
+            "/api/v1/retention",
+        ]
+        .contains(&p) =>
+        {
+            &["POST"]
+        }
+        "/api/v1/tokens" => &["GET", "POST", "DELETE"],
+        p if p.starts_with("/api/v1/tokens/") => &["DELETE"],
         _ => &["GET", "HEAD"],
     };
     let method = methods.choose(rng).copied().unwrap_or("GET").to_string();
@@ -485,7 +574,9 @@ pub fn exchange(rng: &mut StdRng, k: &Known) -> Exchange {
             format!("{target}{q}")
         };
     }
-    let body = if matches!(method.as_str(), "PUT" | "POST" | "PATCH") || rng.random_bool(0.05) {
+    let body = if target.starts_with("/api/v1/") && method != "GET" {
+        admin_body(rng, k, target.split('?').next().unwrap_or(""))
+    } else if matches!(method.as_str(), "PUT" | "POST" | "PATCH") || rng.random_bool(0.05) {
         body(rng, k)
     } else {
         Vec::new()
