@@ -67,6 +67,49 @@ async fn sigterm_lets_an_in_flight_upload_finish() {
     assert!(st.success(), "exit status {st}");
 }
 
+/// Connections that have begun no request (clients open spares ahead of
+/// need) do not hold the shutdown for their 30 s header timeout: each gets a
+/// second for a request on its way, then is closed. A request sent in that
+/// second is served; a connection between requests is closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_a_request_do_not_hold_the_shutdown() {
+    use std::io::{Read, Write};
+    let mut s = Server::start();
+    let c = s.client();
+    let addr = c.addr();
+    // Between requests: the client keeps it in its pool.
+    assert_eq!(c.http.get(c.u("/v2/")).send().await.unwrap().status(), 200);
+    // Spares: one silent, one with half a request head.
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // One whose request comes just after the signal.
+    let mut late = std::net::TcpStream::connect(&addr).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let st = s.terminate(Duration::from_secs(20));
+        (st, s)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    late.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = late.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+
+    let (st, _s) = status.await.unwrap();
+    let st = st.expect("nora exits");
+    assert!(st.success(), "exit status {st}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
+
 /// A second signal while shutdown waits for a request stops the wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_stops_waiting() {

@@ -260,3 +260,26 @@ async fn a_tls_handshake_on_the_plain_port_is_answered_quietly() {
         s.log_text()
     );
 }
+
+/// A connection that never starts its handshake does not hold the shutdown
+/// for the handshake timeout, nor one that stops after it.
+#[tokio::test]
+async fn silent_connections_do_not_hold_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_pair(dir.path(), "server");
+    let mut s = start_tls(dir.path(), &cert, &key, &[]);
+    let c = trusting(&s, &cert);
+    let _silent = std::net::TcpStream::connect(c.addr()).unwrap();
+    // Handshaken by a request, then kept idle in the client's pool.
+    assert_eq!(c.http.get(c.u("/v2/")).send().await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    let st = tokio::task::spawn_blocking(move || s.terminate(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(st.is_some_and(|st| st.success()));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+mod draining;
 pub mod health;
 pub mod jobs;
 mod limits;
@@ -18,7 +19,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use warp::Filter;
@@ -134,7 +134,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         auth,
         read_only,
     ));
-    let graceful = GracefulShutdown::new();
+    let graceful = draining::Shutdown::new();
     tracing::info!(
         address = %local,
         storage = %storage_description(&config),
@@ -160,15 +160,16 @@ pub async fn run(config: Config) -> std::io::Result<()> {
                 };
                 let _ = stream.set_nodelay(true);
                 let svc = TowerToHyperService::new(RequestLog::new(service.clone(), Some(peer)));
-                let watcher = graceful.watcher();
+                let stopping = graceful.watcher();
+                let watcher = stopping.clone();
                 match &tls {
                     None => {
-                        tokio::spawn(tls::serve_plain(stream, move |io| {
+                        tokio::spawn(tls::serve_plain(stream, stopping, move |io| {
                             serve_connection(TokioIo::new(io), svc, watcher, peer)
                         }));
                     }
                     Some(acceptor) => {
-                        tokio::spawn(tls::serve(acceptor.clone(), stream, peer, move |io| {
+                        tokio::spawn(tls::serve(acceptor.clone(), stream, peer, stopping, move |io| {
                             serve_connection(TokioIo::new(io), svc, watcher, peer)
                         }));
                     }
@@ -226,26 +227,52 @@ fn serves_read_only(config: &Config, fs: Option<&FsStorage>) -> bool {
     true
 }
 
-/// Serves HTTP/1.1 on one connection until it closes; a graceful shutdown
-/// lets its request in flight finish.
-async fn serve_connection<I, S>(
+/// Serves HTTP/1.1 on one connection until it closes. Once shutdown has
+/// begun, a request in flight finishes (hyper then closes the connection),
+/// and one with part of a request head is closed after a moment (see
+/// `draining`).
+async fn serve_connection<I, S, B>(
     io: I,
     svc: S,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stopping: draining::Stopping,
     peer: std::net::SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming> + Send + 'static,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as http_body::Body>::Data: Send,
-    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let (svc, begun) = draining::NotingRequests::new(svc);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(io, svc);
-    match watcher.watch(conn).await {
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        // The connection first: a request already in its socket is read
+        // (and so served) before shutdown is asked of hyper, which closes
+        // a connection that has read nothing.
+        biased;
+        ended = conn.as_mut() => ended,
+        _ = stopping.begun() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                ended = conn.as_mut() => ended,
+                _ = stopping.grace_over() => {
+                    if !begun.load(std::sync::atomic::Ordering::Relaxed) {
+                        return; // dropped: closed
+                    }
+                    conn.as_mut().await
+                }
+            }
+        }
+    };
+    match ended {
         // Refused by hyper before any handler ran (a bad request line,
         // headers too large): no request line is logged, so log this.
         // (Timeouts are idle keep-alive connections too: not worth a line.)

@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::draining::Stopping;
+
 /// How often a handshake may look at the files for a renewal.
 const RECHECK: Duration = Duration::from_secs(1);
 /// A client that has not finished its handshake by then is dropped: a
@@ -54,8 +56,13 @@ Client sent an HTTP request to an HTTPS server.\n";
 
 /// Finishes the handshake of an accepted connection, then lets `serve`
 /// serve the encrypted stream.
-pub async fn serve<F, Fut>(acceptor: TlsAcceptor, stream: TcpStream, peer: SocketAddr, serve: F)
-where
+pub async fn serve<F, Fut>(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stopping: Stopping,
+    serve: F,
+) where
     F: FnOnce(TlsStream<TcpStream>) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -72,7 +79,12 @@ where
         super::metrics::get().tls_failure();
         tracing::info!(target: "nora::request", peer = %peer, error = %error, "TLS handshake failed");
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => done,
+        // No handshake yet, and the server is stopping: closed.
+        _ = stopping.grace_over() => return,
+    };
+    match handshake {
         Ok(Ok(Ok(tls))) => serve(tls).await,
         Ok(Ok(Err(plain))) => {
             refused(&"a plain HTTP request on the HTTPS port (answered 400)");
@@ -92,13 +104,18 @@ const TLS_ON_PLAIN_ANSWER: &[u8] =
 /// Serves a connection to the plain HTTP port, unless it opens with a TLS
 /// handshake: that one is answered and closed with a debug line, not the
 /// info line of a refused request (one came with every skopeo command).
-pub async fn serve_plain<F, Fut>(stream: TcpStream, serve: F)
+pub async fn serve_plain<F, Fut>(stream: TcpStream, mut stopping: Stopping, serve: F)
 where
     F: FnOnce(TcpStream) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)) => peeked,
+        // Nothing sent yet, and the server is stopping: closed.
+        _ = stopping.grace_over() => return,
+    };
+    match peeked {
         Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {
             tracing::debug!(
                 "a TLS handshake on the plain HTTP port (a client trying https:// first)"
