@@ -799,10 +799,36 @@ fn sdk_why<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    if let Some(missing) = no_credentials(e) {
+        return missing;
+    }
     match status(e) {
         Some(code) => format!("HTTP {code}: {}", why(e)),
         None => why(e),
     }
+}
+
+/// No credentials anywhere the SDK looks: said as what to set. (The SDK's
+/// own words end at its last resort, "failed to load IMDS session token",
+/// which sends an operator off a machine that is not on EC2.)
+fn no_credentials(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(
+            CredentialsError::CredentialsNotLoaded(_) | CredentialsError::ProviderError(_),
+        ) = c.downcast_ref::<CredentialsError>()
+        {
+            return Some(
+                "no S3 credentials found: set storage.s3.access_key and secret_key \
+                 (NORA_S3_ACCESS_KEY, NORA_S3_SECRET_KEY), or AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or an AWS profile"
+                    .into(),
+            );
+        }
+        cause = c.source();
+    }
+    None
 }
 
 fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {

@@ -320,10 +320,11 @@ pub fn usage_line(rendered: &str) -> String {
 }
 
 /// Operator commands log warnings only, unless asked for more. (Not the
-/// registry's storage-error line: the command's own error carries its cause.)
+/// registry's storage-error line, nor the AWS SDK's warnings as it looks for
+/// credentials: the command's own error carries its cause.)
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => "warn,nora::registry::error=off",
+        0 => "warn,nora::registry::error=off,aws_config=off,aws_smithy_runtime=off",
         1 => "info",
         _ => "debug",
     };

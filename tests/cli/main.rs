@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod docs;
+mod fuzz;
 mod login;
 mod ops;
 mod remote;
@@ -215,6 +216,36 @@ fn port_in_use_is_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_of(&out);
     assert!(err.contains("cannot listen on"), "{err}");
+}
+
+/// S3 storage with no credentials anywhere: one line that says what to set,
+/// not the SDK's warnings and its last resort ("failed to load IMDS session
+/// token").
+#[test]
+fn missing_s3_credentials_are_said_as_what_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let out = nora()
+        .args(["images", "ls"])
+        .env("NORA_STORAGE_MODE", "s3")
+        .env("NORA_S3_BUCKET", "b")
+        .env("NORA_S3_ENDPOINT", "http://127.0.0.1:1")
+        .env_remove("NORA_S3_ACCESS_KEY")
+        .env_remove("NORA_S3_SECRET_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no S3 credentials") && err.contains("NORA_S3_ACCESS_KEY"),
+        "{err}"
+    );
 }
 
 /// Bare `nora` serves, reads ./config.toml from its working directory, logs
