@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::common::{self, Server};
 use super::nora;
 
-fn rt() -> tokio::runtime::Runtime {
+pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
