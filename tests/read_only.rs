@@ -110,13 +110,7 @@ async fn pulls_only_and_nothing_written() {
         ("DELETE", "/api/v1/tokens/x", ""),
         ("DELETE", "/api/v1/tokens?name=x", ""),
     ] {
-        let r = c
-            .http
-            .request(method.parse().unwrap(), c.u(path))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = c.send(method, path, body).await;
         assert_eq!(r.status(), 409, "{method} {path}");
         assert!(r.text().await.unwrap().contains("read-only"), "{path}");
     }

@@ -508,13 +508,7 @@ fn admin_api_documents_itself_and_answers_errors_as_json() {
             ("DELETE", "/api/v1/images", "", 405, "invalid"),
             ("GET", "/api/v1/tokens/x", "", 405, "invalid"),
         ] {
-            let r = c
-                .http
-                .request(method.parse().unwrap(), c.u(path))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = c.send(method, path, body).await;
             assert_eq!(r.status(), status, "{method} {path} {body}");
             if status == 405 {
                 assert!(r.headers().contains_key("allow"));

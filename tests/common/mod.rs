@@ -223,6 +223,16 @@ impl Client {
             .to_string()
     }
 
+    /// `method` `path` with `body`, answered whatever its status.
+    pub async fn send(&self, method: &str, path: &str, body: &str) -> reqwest::Response {
+        self.http
+            .request(method.parse().unwrap(), self.u(path))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET `path` and the bytes of its answer, whatever its status.
     pub async fn get_bytes(&self, path: &str) -> bytes::Bytes {
         self.http
