@@ -344,11 +344,20 @@ impl Registry {
         subject: Option<&Digest>,
         only: Option<&[String]>,
     ) -> Result<()> {
-        for t in self.tags_pointing_at(name, d).await? {
-            if only.is_none_or(|only| only.contains(&t)) {
-                self.storage.delete(&layout::tag(name, &t)).await?;
-            }
-        }
+        use futures_util::{StreamExt, TryStreamExt};
+        let doomed: Vec<String> = self
+            .tags_pointing_at(name, d)
+            .await?
+            .into_iter()
+            .filter(|t| only.is_none_or(|only| only.contains(t)))
+            .map(|t| layout::tag(name, &t))
+            .collect();
+        // Many at once: on S3 each is a round trip.
+        futures_util::stream::iter(doomed)
+            .map(|key| async move { self.storage.delete(&key).await })
+            .buffer_unordered(super::PARALLEL_READS)
+            .try_collect::<()>()
+            .await?;
         if let Some(subject) = subject {
             self.storage
                 .delete(&layout::referrer(name, subject, d))
@@ -368,11 +377,23 @@ impl Registry {
     }
 
     /// Every tag of `name` with the manifest it names, as read now.
+    /// (Read many at once, in the listing's order: on S3 each is a round
+    /// trip, and a delete by digest reads them three times.)
     pub(super) async fn tag_targets(&self, name: &str) -> Result<Vec<(String, Digest)>> {
+        use futures_util::StreamExt;
+        let tags = self.storage.list(&layout::tags(name)).await?;
+        let mut reads = futures_util::stream::iter(tags.into_iter().filter_map(|e| match e {
+            Entry::Object(t) => Some(t),
+            _ => None,
+        }))
+        .map(|t| async move {
+            let raw = self.storage.read_small(&layout::tag(name, &t), 4096).await;
+            (t, raw)
+        })
+        .buffered(super::PARALLEL_READS);
         let mut out = Vec::new();
-        for entry in self.storage.list(&layout::tags(name)).await? {
-            let Entry::Object(t) = entry else { continue };
-            match self.storage.read_small(&layout::tag(name, &t), 4096).await {
+        while let Some((t, raw)) = reads.next().await {
+            match raw {
                 Ok(raw) => {
                     if let Some((d, _)) = layout::tag_target(&raw) {
                         out.push((t, d));
