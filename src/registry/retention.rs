@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
@@ -196,26 +197,32 @@ impl Registry {
     /// Deletes each planned tag that still names the manifest the plan
     /// judged: one pushed again since is a new image, no rule's verdict.
     async fn remove_planned_tags(&self, repo: &str, planned: Vec<Removal>) -> Result<Vec<Removal>> {
-        let mut removed = Vec::new();
-        for r in planned {
-            let Ok(judged) = r.digest.parse::<Digest>() else {
-                continue;
-            };
-            match self.manifest_resolve(repo, &Ref::Tag(r.tag.clone())).await {
-                Ok((now, _)) if now == judged => {}
-                Ok(_) => continue,
-                Err(e) if e.code == Code::ManifestUnknown => continue,
-                Err(e) => return Err(e),
-            }
-            self.storage.delete(&layout::tag(repo, &r.tag)).await?;
-            removed.push(r);
-        }
-        Ok(removed)
+        // Many at once (each tag on its own: on S3 a read and a delete are
+        // round trips), in the plan's order.
+        let removed: Vec<Option<Removal>> = futures_util::stream::iter(planned)
+            .map(|r| async move {
+                let Ok(judged) = r.digest.parse::<Digest>() else {
+                    return Ok(None);
+                };
+                match self.manifest_resolve(repo, &Ref::Tag(r.tag.clone())).await {
+                    Ok((now, _)) if now == judged => {}
+                    Ok(_) => return Ok(None),
+                    Err(e) if e.code == Code::ManifestUnknown => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+                self.storage.delete(&layout::tag(repo, &r.tag)).await?;
+                Ok(Some(r))
+            })
+            .buffered(super::PARALLEL_READS)
+            .try_collect()
+            .await?;
+        Ok(removed.into_iter().flatten().collect())
     }
 
     /// Deletes the `retired` manifests of `repo` (listed parents first, so
     /// an interruption never leaves an index without its children).
     async fn retire(&self, repo: &str, view: &RepoView, retired: &[Digest]) -> Result<()> {
+        // One at a time, in order: the order is the guarantee above.
         for d in retired {
             if let Some(subject) = view.subject.get(d) {
                 self.storage
@@ -228,11 +235,18 @@ impl Registry {
         // with it, as with a DELETE by digest (a PUT that looks after this
         // finds its revision gone and removes its own tags).
         let gone: HashSet<&Digest> = retired.iter().collect();
-        for (t, d) in self.tag_targets(repo).await? {
-            if gone.contains(&d) {
-                self.storage.delete(&layout::tag(repo, &t)).await?;
-            }
-        }
+        let tags: Vec<String> = self
+            .tag_targets(repo)
+            .await?
+            .into_iter()
+            .filter(|(_, d)| gone.contains(d))
+            .map(|(t, _)| layout::tag(repo, &t))
+            .collect();
+        futures_util::stream::iter(tags)
+            .map(|key| async move { self.storage.delete(&key).await })
+            .buffer_unordered(super::PARALLEL_READS)
+            .try_collect::<()>()
+            .await?;
         Ok(())
     }
 }
@@ -259,9 +273,13 @@ impl RepoView {
                 v.tagged.insert(d);
             }
         }
-        for rev in reg.revisions(repo).await? {
+        // Many at once: on S3 each read is a round trip.
+        let mut reads = futures_util::stream::iter(reg.revisions(repo).await?)
+            .map(|rev| async move { (reg.manifest_bytes(&rev).await, rev) })
+            .buffer_unordered(super::PARALLEL_READS);
+        while let Some((body, rev)) = reads.next().await {
             v.revisions.insert(rev.clone());
-            let Ok(body) = reg.manifest_bytes(&rev).await else {
+            let Ok(body) = body else {
                 continue;
             };
             if let Ok(p) = manifest::parse(&body, None) {
