@@ -276,7 +276,8 @@ impl RepoView {
         // Many at once: on S3 each read is a round trip.
         let mut reads = futures_util::stream::iter(reg.revisions(repo).await?)
             .map(|rev| async move { (reg.manifest_bytes(&rev).await, rev) })
-            .buffer_unordered(super::PARALLEL_READS);
+            // (In order: what retention removes is listed the same way each run.)
+            .buffered(super::PARALLEL_READS);
         while let Some((body, rev)) = reads.next().await {
             v.revisions.insert(rev.clone());
             let Ok(body) = body else {
