@@ -344,7 +344,6 @@ impl Registry {
         subject: Option<&Digest>,
         only: Option<&[String]>,
     ) -> Result<()> {
-        use futures_util::{StreamExt, TryStreamExt};
         let doomed: Vec<String> = self
             .tags_pointing_at(name, d)
             .await?
@@ -352,17 +351,24 @@ impl Registry {
             .filter(|t| only.is_none_or(|only| only.contains(t)))
             .map(|t| layout::tag(name, &t))
             .collect();
-        // Many at once: on S3 each is a round trip.
-        futures_util::stream::iter(doomed)
-            .map(|key| async move { self.storage.delete(&key).await })
-            .buffer_unordered(super::PARALLEL_READS)
-            .try_collect::<()>()
-            .await?;
+        self.delete_keys(doomed).await?;
         if let Some(subject) = subject {
             self.storage
                 .delete(&layout::referrer(name, subject, d))
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Deletes `keys`, many at once (on S3 each is a round trip), in no
+    /// particular order.
+    pub(super) async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(keys)
+            .map(|key| async move { self.storage.delete(&key).await })
+            .buffer_unordered(super::PARALLEL_READS)
+            .try_collect::<()>()
+            .await?;
         Ok(())
     }
 

@@ -242,12 +242,7 @@ impl Registry {
             .filter(|(_, d)| gone.contains(d))
             .map(|(t, _)| layout::tag(repo, &t))
             .collect();
-        futures_util::stream::iter(tags)
-            .map(|key| async move { self.storage.delete(&key).await })
-            .buffer_unordered(super::PARALLEL_READS)
-            .try_collect::<()>()
-            .await?;
-        Ok(())
+        self.delete_keys(tags).await
     }
 }
 
