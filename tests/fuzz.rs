@@ -1,6 +1,7 @@
 //! Random requests against a live server, built from the shapes of the OCI
 //! API with bad parts mixed in (names, digests, references, upload ids,
-//! queries, headers, manifest bodies), and some that are not HTTP at all.
+//! queries, headers, manifest bodies), and some that are not HTTP at all;
+//! plain, with authentication, over HTTPS and on S3.
 //! Whatever arrives: no 5xx, no hang, no panic; every refusal of a
 //! well-formed `/v2/` request is the spec's error JSON; and afterwards an
 //! image pushed before still pulls byte-identical, every stored blob holds
@@ -37,21 +38,49 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// Sends one request on its own connection and reads the answer to its end,
-/// waiting up to `patience` for each read.
-fn send(addr: &str, raw: &[u8], patience: Duration) -> std::io::Result<Answer> {
-    let mut sock = TcpStream::connect(addr)?;
+/// The client side of TLS, for a run over HTTPS.
+type Tls = Option<Arc<rustls::ClientConfig>>;
+
+/// Sends one request on its own connection (over TLS with `tls`) and reads
+/// the answer to its end, waiting up to `patience` for each read.
+fn send(addr: &str, raw: &[u8], patience: Duration, tls: Tls) -> std::io::Result<Answer> {
+    let sock = TcpStream::connect(addr)?;
     sock.set_read_timeout(Some(patience))?;
-    // The server may answer and close before it read the whole request.
-    let _ = sock.write_all(raw);
-    let mut bytes = Vec::new();
-    sock.read_to_end(&mut bytes).or_else(|e| {
-        if e.kind() == std::io::ErrorKind::ConnectionReset && !bytes.is_empty() {
-            Ok(0)
-        } else {
-            Err(e)
+    let bytes = match tls {
+        None => write_then_read(sock, raw)?,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+                .map_err(std::io::Error::other)?;
+            let conn =
+                rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+            write_then_read(rustls::StreamOwned::new(conn, sock), raw)?
         }
-    })?;
+    };
+    answer(bytes)
+}
+
+fn write_then_read(mut stream: impl Read + Write, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    // The server may answer and close before it read the whole request.
+    let _ = stream.write_all(raw).and_then(|()| stream.flush());
+    let mut bytes = Vec::new();
+    match stream.read_to_end(&mut bytes) {
+        Ok(_) => Ok(bytes),
+        // A reset after the answer, or a TLS peer that closed without its
+        // close_notify: what came is the answer.
+        Err(e)
+            if !bytes.is_empty()
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) =>
+        {
+            Ok(bytes)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn answer(bytes: Vec<u8>) -> std::io::Result<Answer> {
     let split = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -145,7 +174,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Sends `count` requests (unless NORA_FUZZ_N says otherwise) to `server`.
-async fn fuzz(server: &Server, client: &Client, login: Option<String>, count: usize) {
+async fn fuzz(server: &Server, client: &Client, login: Option<String>, count: usize, tls: Tls) {
     let seed: u64 = env_or("NORA_FUZZ_SEED", rand::random());
     let count: usize = env_or("NORA_FUZZ_N", count);
     // Requests run on several connections at once, so that racing uploads,
@@ -170,11 +199,12 @@ async fn fuzz(server: &Server, client: &Client, login: Option<String>, count: us
     });
     let runs: Vec<_> = (0..lanes)
         .map(|lane| {
-            let (k, client, log) = (k.clone(), client.clone(), server.log.clone());
+            let (k, client, log, tls) =
+                (k.clone(), client.clone(), server.log.clone(), tls.clone());
             let n = count / lanes as usize;
-            tokio::spawn(
-                async move { lane_run(seed.wrapping_add(lane), n, &k, &client, &log).await },
-            )
+            tokio::spawn(async move {
+                lane_run(seed.wrapping_add(lane), n, &k, &client, &log, tls).await
+            })
         })
         .collect();
     let mut statuses = BTreeMap::<u16, usize>::new();
@@ -213,6 +243,7 @@ async fn lane_run(
     k: &Known,
     client: &Client,
     log: &Log,
+    tls: Tls,
 ) -> BTreeMap<u16, usize> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut statuses = BTreeMap::new();
@@ -232,11 +263,11 @@ async fn lane_run(
             "request {i} (lane seed {seed}): {:?}",
             String::from_utf8_lossy(&x.raw[..x.raw.len().min(600)])
         );
-        let (raw, addr) = (x.raw.clone(), client.addr());
+        let (raw, addr, tls) = (x.raw.clone(), client.addr(), tls.clone());
         // Bytes that end mid-head wait for the server's 30 s header timeout:
         // not worth waiting for.
         let patience = Duration::from_secs(if x.well_formed { 10 } else { 1 });
-        let a = tokio::task::spawn_blocking(move || send(&addr, &raw, patience))
+        let a = tokio::task::spawn_blocking(move || send(&addr, &raw, patience, tls))
             .await
             .unwrap();
         let a = match a {
@@ -370,7 +401,7 @@ fn check_store(data: &Path) {
 #[tokio::test]
 async fn random_requests_get_the_spec_s_answers_and_leave_the_store_whole() {
     let s = Server::start();
-    fuzz(&s, &s.client(), None, 10_000).await;
+    fuzz(&s, &s.client(), None, 10_000, None).await;
     check_store(&s.data);
 }
 
@@ -400,7 +431,14 @@ async fn random_requests_with_authentication_on() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("fuzz:fuzz-pw")
     );
-    fuzz(&s, &s.client_with(&login), Some(login.clone()), 10_000).await;
+    fuzz(
+        &s,
+        &s.client_with(&login),
+        Some(login.clone()),
+        10_000,
+        None,
+    )
+    .await;
     check_store(&s.data);
 }
 
@@ -414,7 +452,7 @@ async fn random_requests_on_s3() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let s = Server::start_on(&dir.path().join("data"), &env);
     // Fewer: each request is several to moto, in Python.
-    fuzz(&s, &s.client(), None, 4_000).await;
+    fuzz(&s, &s.client(), None, 4_000, None).await;
     let copy = dir.path().join("copy");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
         .args(["migrate", "--from", "s3", "--to"])
@@ -429,4 +467,39 @@ async fn random_requests_on_s3() {
         String::from_utf8_lossy(&out.stderr)
     );
     check_store(&copy);
+}
+
+/// Over HTTPS, nora terminating TLS: the same requests inside TLS records.
+#[tokio::test]
+async fn random_requests_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::write_pair(dir.path(), "server");
+    let s = Server::start_on(
+        &dir.path().join("data"),
+        &[
+            ("NORA_TLS_CERT", cert.to_str().unwrap()),
+            ("NORA_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&cert).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    fuzz(
+        &s,
+        &common::trusting(&s, &cert),
+        None,
+        10_000,
+        Some(Arc::new(config)),
+    )
+    .await;
+    check_store(&s.data);
 }

@@ -5,23 +5,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, Server, push_like_a_client, verify_pull};
+use common::{Server, push_like_a_client, trusting, verify_pull, write_pair};
 
 /// A self-signed certificate for 127.0.0.1 and localhost, and its key.
-fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let pair = rcgen::generate_simple_self_signed(names).unwrap();
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    std::fs::write(&cert, pair.cert.pem()).unwrap();
-    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
-    (cert, key)
-}
-
 /// Sends `bytes` on a raw connection to `addr`; all the server answers
 /// before it closes.
 async fn exchange(addr: String, bytes: &'static [u8]) -> String {
@@ -36,20 +26,6 @@ async fn exchange(addr: String, bytes: &'static [u8]) -> String {
     })
     .await
     .unwrap()
-}
-
-/// A client that trusts only `cert`.
-fn trusting(s: &Server, cert: &Path) -> Client {
-    let root = reqwest::Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(root)
-        .build()
-        .unwrap();
-    Client {
-        http,
-        url: s.url.clone(),
-    }
 }
 
 fn start_tls(dir: &Path, cert: &Path, key: &Path, extra: &[(&str, &str)]) -> Server {

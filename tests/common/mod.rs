@@ -194,6 +194,32 @@ pub fn closing_url(location: &str, digest: &str) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key, as
+/// PEM files `<name>.crt` and `<name>.key` in `dir`.
+pub fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let pair = rcgen::generate_simple_self_signed(names).unwrap();
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// A client of `s` that trusts only `cert`.
+pub fn trusting(s: &Server, cert: &Path) -> Client {
+    let root = reqwest::Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    Client {
+        http,
+        url: s.url.clone(),
+    }
+}
+
 pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
