@@ -70,6 +70,9 @@ pub struct Server {
     /// nothing is written (a migration window, a store shipped on a
     /// read-only medium). Also on when the storage is mounted read-only.
     pub read_only: bool,
+    /// Serve `GET /metrics` (off: a 404, for a server whose counters are
+    /// nobody's business outside; the counting goes on, unseen).
+    pub metrics: bool,
 }
 
 impl Server {
@@ -150,6 +153,7 @@ impl Default for Server {
             tls_cert: None,
             tls_key: None,
             read_only: false,
+            metrics: true,
         }
     }
 }
@@ -406,6 +410,14 @@ const ENV_VARS: &[EnvVar] = &[
         key: "server.read_only",
         set: |c, v| {
             c.server.read_only = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "NORA_METRICS",
+        key: "server.metrics",
+        set: |c, v| {
+            c.server.metrics = parse_bool(v)?;
             Ok(())
         },
     },

@@ -186,3 +186,20 @@ async fn abandoned_requests_and_jobs_are_counted() {
         "{log}"
     );
 }
+
+/// `server.metrics = false`: no page (a 404 like any unknown path), and the
+/// rest serves as before.
+#[tokio::test]
+async fn the_page_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_on(&dir.path().join("data"), &[("NORA_METRICS", "false")]);
+    let c = s.client();
+    let r = c.http.get(c.u("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.text().await.unwrap().contains("nora_http_requests_total"));
+    assert_eq!(
+        c.http.get(c.u("/health")).send().await.unwrap().status(),
+        200
+    );
+    c.push_image("m/off", "v1", b"layer").await;
+}

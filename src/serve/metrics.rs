@@ -291,10 +291,20 @@ fn add<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -
 }
 
 /// `GET /metrics`.
-pub fn route()
--> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+pub fn route(
+    served: bool,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     warp::path("metrics")
         .and(warp::path::end())
+        // Off: no route, so the answer is everyone else's 404.
+        .and(warp::any().and_then(move || async move {
+            if served {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        }))
+        .untuple_one()
         .and(warp::get().or(warp::head()).unify())
         .map(|| {
             let mut r = Response::new(get().render().into());

@@ -43,7 +43,8 @@ pub fn storage_description(config: &Config) -> String {
     crate::storage::describe(&config.storage)
 }
 
-/// Every route nora serves. `read_only`: pulls only (`server.read_only`).
+/// Every route nora serves. `read_only`: pulls only (`server.read_only`);
+/// `metrics`: `GET /metrics` is served (`server.metrics`).
 pub fn routes(
     reg: Arc<Registry>,
     origin: Arc<origin::Origin>,
@@ -51,13 +52,14 @@ pub fn routes(
     jobs: Arc<jobs::Scheduler>,
     auth: Arc<crate::auth::Auth>,
     read_only: bool,
+    metrics: bool,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
 + Clone
 + Send
 + Sync
 + 'static {
     health::routes(reg.clone())
-        .or(metrics::route())
+        .or(metrics::route(metrics))
         .unify()
         .or(auth::token_route(auth.clone()))
         .unify()
@@ -133,6 +135,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         jobs.clone(),
         auth,
         read_only,
+        config.server.metrics,
     ));
     let graceful = draining::Shutdown::new();
     tracing::info!(
