@@ -744,22 +744,12 @@ async fn repeated_failed_logins_are_slowed_then_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_anonymous_read_users_may_pull_too() {
     let dir = tempfile::tempdir().unwrap();
-    let htpasswd = dir.path().join("users");
-    std::fs::write(
-        &htpasswd,
-        format!("ci:{}\n", bcrypt::hash("ci-pw", 4).unwrap()),
-    )
-    .unwrap();
-    let config = dir.path().join("nora.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[auth]\nenabled = true\nanonymous_read = true\nhtpasswd_file = {:?}\n\
-             [[auth.rules]]\nsubject = \"ci\"\npermissions = [\"push:ci/*\"]\n",
-            htpasswd.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let config = common::auth_config(
+        dir.path(),
+        "ci",
+        "ci-pw",
+        "anonymous_read = true\n[[auth.rules]]\nsubject = \"ci\"\npermissions = [\"push:ci/*\"]\n",
+    );
     let server = Server::start_on(
         &dir.path().join("data"),
         &[("NORA_CONFIG", config.to_str().unwrap())],

@@ -410,22 +410,13 @@ async fn random_requests_with_authentication_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let users = dir.path().join("users.htpasswd");
-    std::fs::write(
-        &users,
-        format!("fuzz:{}\n", bcrypt::hash("fuzz-pw", 4).unwrap()),
-    )
-    .unwrap();
-    let config = dir.path().join("nora.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[auth]\nenabled = true\nhtpasswd_file = \"{}\"\nfailed_login_limit = 0\n\
-             [[auth.rules]]\nsubject = \"fuzz\"\npermissions = [\"push:fuzz/*\", \"pull:**\", \"admin:**\"]\n",
-            users.display()
-        ),
-    )
-    .unwrap();
+    let config = common::auth_config(
+        dir.path(),
+        "fuzz",
+        "fuzz-pw",
+        "failed_login_limit = 0\n[[auth.rules]]\nsubject = \"fuzz\"\n\
+         permissions = [\"push:fuzz/*\", \"pull:**\", \"admin:**\"]\n",
+    );
     let s = Server::start_on(&data, &[("NORA_CONFIG", config.to_str().unwrap())]);
     let login = format!(
         "Basic {}",

@@ -36,21 +36,12 @@ const ROOT: &str = "Basic cm9vdDpyb290LXB3";
 async fn pulls_only_and_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let users = dir.path().join("users.htpasswd");
-    std::fs::write(
-        &users,
-        format!("root:{}\n", bcrypt::hash("root-pw", 4).unwrap()),
-    )
-    .unwrap();
-    let config = dir.path().join("nora.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[auth]\nenabled = true\nhtpasswd_file = \"{}\"\n[[auth.rules]]\nsubject = \"root\"\npermissions = [\"admin:**\"]\n[schedule]\ngc = \"1s\"\n",
-            users.display()
-        ),
-    )
-    .unwrap();
+    let config = auth_config(
+        dir.path(),
+        "root",
+        "root-pw",
+        "[[auth.rules]]\nsubject = \"root\"\npermissions = [\"admin:**\"]\n[schedule]\ngc = \"1s\"\n",
+    );
     let config = config.to_str().unwrap();
 
     // An image pushed by a server as usual, whose sweeps have run.

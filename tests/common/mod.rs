@@ -194,6 +194,22 @@ pub fn closing_url(location: &str, digest: &str) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
+/// A config file in `dir` that turns authentication on with one htpasswd
+/// user, `user` with `password`; `rest` follows `[auth]`'s first lines
+/// (more `[auth]` settings, then rules and other sections). Its path.
+pub fn auth_config(dir: &Path, user: &str, password: &str, rest: &str) -> PathBuf {
+    let users = dir.join("users.htpasswd");
+    let hash = bcrypt::hash(password, 4).unwrap();
+    std::fs::write(&users, format!("{user}:{hash}\n")).unwrap();
+    let config = dir.join("nora.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nenabled = true\nhtpasswd_file = {users:?}\n{rest}"),
+    )
+    .unwrap();
+    config
+}
+
 /// A self-signed certificate for 127.0.0.1 and localhost, and its key, as
 /// PEM files `<name>.crt` and `<name>.key` in `dir`.
 pub fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
