@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::digest::{Algorithm, Digest};
 use super::error::{Code, RegistryError, Result};
-use super::manifest::{self, Descriptor, MAX_MANIFEST_SIZE, Reference};
+use super::manifest::{self, Descriptor, MAX_MANIFEST_SIZE, Parsed, Reference};
 use super::{Registry, names, parse_digest};
 use crate::storage::{Entry, StorageError, layout, once};
 
@@ -110,46 +110,7 @@ impl Registry {
             Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.storage
-            .put_bytes(
-                &layout::revision(name, &digest),
-                parsed.media_type.clone().into(),
-            )
-            .await?;
-        if let Some(subject) = &parsed.subject {
-            let descriptor = Descriptor {
-                media_type: parsed.media_type.clone(),
-                digest: digest.to_string(),
-                size: body.len() as u64,
-                artifact_type: parsed.artifact_type.clone(),
-                annotations: parsed.annotations.clone(),
-                urls: None,
-            };
-            let json = serde_json::to_vec(&descriptor)
-                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
-            self.storage
-                .put_bytes(&layout::referrer(name, subject, &digest), json.into())
-                .await?;
-        }
-        // A garbage collection that did not see this revision may have moved
-        // a blob aside meanwhile: bring it back, or refuse the push.
-        let mut needed: Vec<Digest> = parsed
-            .references
-            .iter()
-            .map(|r| r.digest().clone())
-            .collect();
-        needed.push(digest.clone());
-        if let Err(e) = self.ensure_blobs(&needed).await {
-            self.storage
-                .delete(&layout::revision(name, &digest))
-                .await?;
-            if let Some(subject) = &parsed.subject {
-                self.storage
-                    .delete(&layout::referrer(name, subject, &digest))
-                    .await?;
-            }
-            return Err(e);
-        }
+        self.link(name, &digest, &parsed, body.len() as u64).await?;
         let tag_object =
             layout::tag_object(&digest, &parsed.media_type, crate::auth::tokens::now());
         for t in &tags {
@@ -157,19 +118,19 @@ impl Registry {
                 .put_bytes(&layout::tag(name, t), tag_object.clone())
                 .await?;
         }
-        // A DELETE of this digest at the same time may have removed the
-        // revision after it was written above, and listed the tags before
-        // these were. Whichever of the two looks last cleans up (see
-        // `manifest_delete`), so no tag or referrers entry is left pointing
-        // at a manifest that is gone: here, the PUT happened, then the DELETE.
-        if self
-            .storage
-            .stat(&layout::revision(name, &digest))
-            .await?
-            .is_none()
+        // A DELETE by digest or retention at the same time may have removed
+        // the revision (or, of an index, a child's) after it was written
+        // above, and listed the tags before these were. Whichever looks last
+        // sees the other (see `manifest_delete` and `Registry::retire`): here
+        // the push, answered as done, puts back what it needs.
+        if self.unlinked(name, &digest, &parsed).await?
+            && let Err(e) = self
+                .relink_parsed(name, &digest, &parsed, body.len() as u64)
+                .await
         {
             self.unlink(name, &digest, parsed.subject.as_ref(), Some(&tags))
                 .await?;
+            return Err(e);
         }
         self.manifests.insert(&digest, body);
         Ok(Pushed {
@@ -177,6 +138,103 @@ impl Registry {
             subject: parsed.subject,
             tags,
         })
+    }
+
+    /// Writes the revision of a manifest whose bytes are stored, and its
+    /// referrers entry; then makes sure of every blob it needs (a garbage
+    /// collection that did not see the revision may have moved one aside
+    /// meanwhile: it comes back), and takes both away again when one is gone
+    /// for good.
+    async fn link(&self, name: &str, digest: &Digest, parsed: &Parsed, size: u64) -> Result<()> {
+        self.storage
+            .put_bytes(
+                &layout::revision(name, digest),
+                parsed.media_type.clone().into(),
+            )
+            .await?;
+        if let Some(subject) = &parsed.subject {
+            let descriptor = Descriptor {
+                media_type: parsed.media_type.clone(),
+                digest: digest.to_string(),
+                size,
+                artifact_type: parsed.artifact_type.clone(),
+                annotations: parsed.annotations.clone(),
+                urls: None,
+            };
+            let json = serde_json::to_vec(&descriptor)
+                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+            self.storage
+                .put_bytes(&layout::referrer(name, subject, digest), json.into())
+                .await?;
+        }
+        let mut needed: Vec<Digest> = parsed
+            .references
+            .iter()
+            .map(|r| r.digest().clone())
+            .collect();
+        needed.push(digest.clone());
+        if let Err(e) = self.ensure_blobs(&needed).await {
+            self.storage.delete(&layout::revision(name, digest)).await?;
+            if let Some(subject) = &parsed.subject {
+                self.storage
+                    .delete(&layout::referrer(name, subject, digest))
+                    .await?;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Whether the revision of `digest` in `name`, or of a child manifest
+    /// it lists, is missing.
+    async fn unlinked(&self, name: &str, digest: &Digest, parsed: &Parsed) -> Result<bool> {
+        let children = parsed.references.iter().filter_map(|r| match r {
+            Reference::Manifest(c, _) => Some(c),
+            Reference::Blob(..) => None,
+        });
+        for d in std::iter::once(digest).chain(children) {
+            if self
+                .storage
+                .stat(&layout::revision(name, d))
+                .await?
+                .is_none()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Puts back the revision of `d` in `name` (and, of an index, first
+    /// those of its children) that a DELETE by digest or retention removed
+    /// while a push still wanted it: a tag moved onto it, an index listing
+    /// it. Fails when its bytes or a blob it needs are gone for good.
+    pub(super) async fn relink(&self, name: &str, d: &Digest) -> Result<()> {
+        let body = self.manifest_bytes(d).await?;
+        let parsed = manifest::parse(&body, None)?;
+        self.relink_parsed(name, d, &parsed, body.len() as u64)
+            .await
+    }
+
+    async fn relink_parsed(
+        &self,
+        name: &str,
+        d: &Digest,
+        parsed: &Parsed,
+        size: u64,
+    ) -> Result<()> {
+        for r in &parsed.references {
+            if let Reference::Manifest(c, _) = r
+                && self
+                    .storage
+                    .stat(&layout::revision(name, c))
+                    .await?
+                    .is_none()
+            {
+                Box::pin(self.relink(name, c)).await?;
+            }
+        }
+        self.link(name, d, parsed, size).await
     }
 
     /// Every blob and child manifest is in repository `name`, at the size

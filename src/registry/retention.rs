@@ -185,10 +185,12 @@ impl Registry {
             };
             let view = RepoView::read(self, &repo, &as_if_gone).await?;
             let retired = view.retire(removed.iter().filter_map(|r| r.digest.parse().ok()));
-            if !dry_run {
-                self.retire(&repo, &view, &retired).await?;
-            }
-            report.manifests_removed += retired.len() as u64;
+            let gone = if dry_run {
+                retired.len()
+            } else {
+                self.retire(&repo, &view, &retired).await?
+            };
+            report.manifests_removed += gone as u64;
             report.removals.extend(removed);
         }
         Ok(report)
@@ -220,8 +222,9 @@ impl Registry {
     }
 
     /// Deletes the `retired` manifests of `repo` (listed parents first, so
-    /// an interruption never leaves an index without its children).
-    async fn retire(&self, repo: &str, view: &RepoView, retired: &[Digest]) -> Result<()> {
+    /// an interruption never leaves an index without its children); says
+    /// how many stay gone.
+    async fn retire(&self, repo: &str, view: &RepoView, retired: &[Digest]) -> Result<usize> {
         // One at a time, in order: the order is the guarantee above.
         for d in retired {
             if let Some(subject) = view.subject.get(d) {
@@ -231,18 +234,79 @@ impl Registry {
             }
             self.storage.delete(&layout::revision(repo, d)).await?;
         }
-        // A tag pushed onto one of them since the repository was read goes
-        // with it, as with a DELETE by digest (a PUT that looks after this
-        // finds its revision gone and removes its own tags).
-        let gone: HashSet<&Digest> = retired.iter().collect();
-        let tags: Vec<String> = self
-            .tag_targets(repo)
+        // Since the repository was read, a push may have moved a tag onto
+        // one of them (a build promoted), or listed one in a new index. That
+        // one comes back, as its PUT puts it back when it looks after this
+        // (see `manifest_put`): retention never takes a tag its rules did
+        // not judge.
+        let wanted = self.wanted_since(repo, view, retired).await?;
+        if wanted.is_empty() {
+            return Ok(retired.len());
+        }
+        for d in &wanted {
+            match self.relink(repo, d).await {
+                Ok(()) => {}
+                // Its bytes or a blob it needs went for good (a gc ran
+                // meanwhile): its tags go, as they cannot be pulled.
+                Err(e) if matches!(e.code, Code::ManifestUnknown | Code::ManifestBlobUnknown) => {
+                    let tags = self.tags_pointing_at(repo, d).await?;
+                    self.delete_keys(tags.iter().map(|t| layout::tag(repo, t)).collect())
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut gone = 0;
+        for d in retired {
+            if self
+                .storage
+                .stat(&layout::revision(repo, d))
+                .await?
+                .is_none()
+            {
+                gone += 1;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Which of `retired` a tag names now, or an index pushed since `view`
+    /// was read lists.
+    async fn wanted_since(
+        &self,
+        repo: &str,
+        view: &RepoView,
+        retired: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        let retired_set: HashSet<&Digest> = retired.iter().collect();
+        let mut wanted: Vec<Digest> = Vec::new();
+        for (_, d) in self.tag_targets(repo).await? {
+            if retired_set.contains(&d) && !wanted.contains(&d) {
+                wanted.push(d);
+            }
+        }
+        let new = self
+            .revisions(repo)
             .await?
             .into_iter()
-            .filter(|(_, d)| gone.contains(d))
-            .map(|(t, _)| layout::tag(repo, &t))
-            .collect();
-        self.delete_keys(tags).await
+            .filter(|r| !view.revisions.contains(r));
+        for rev in new {
+            let Ok(body) = self.manifest_bytes(&rev).await else {
+                continue;
+            };
+            let Ok(p) = manifest::parse(&body, None) else {
+                continue;
+            };
+            for r in p.references {
+                if let Reference::Manifest(c, _) = r
+                    && retired_set.contains(&c)
+                    && !wanted.contains(&c)
+                {
+                    wanted.push(c);
+                }
+            }
+        }
+        Ok(wanted)
     }
 }
 
@@ -548,6 +612,40 @@ mod tests {
                 assert!(!exists(&reg, gone).await, "{gone}");
             }
             assert!(exists(&reg, &shared).await && exists(&reg, &other).await);
+        }
+
+        /// A build promoted (its manifest PUT under a tag no rule judges)
+        /// while retention removes its `dev-*` tag: whatever the
+        /// interleaving, the promoted tag stays and its image with it.
+        /// Before, retention took the new tag along, or the PUT, finding
+        /// the revision gone, took its own tag back and still answered 201.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_build_promoted_while_retention_runs_stays() {
+            let dir = tempfile::tempdir().unwrap();
+            let reg = std::sync::Arc::new(registry(dir.path()));
+            let d = image(&reg, Some("dev-1"), b"build", None).await;
+            let body = reg.manifest_bytes(&d).await.unwrap();
+            for round in 0..300 {
+                put(&reg, Some("dev-1"), serde_json::from_slice(&body).unwrap()).await;
+                let retention = {
+                    let (reg, d) = (reg.clone(), d.clone());
+                    tokio::spawn(async move { reg.apply(vec![removal("dev-1", &d)], false).await })
+                };
+                let promotion = {
+                    let (reg, body) = (reg.clone(), body.clone());
+                    tokio::spawn(async move {
+                        reg.manifest_put(R, &Ref::Tag("v1".into()), None, body, &[])
+                            .await
+                    })
+                };
+                retention.await.unwrap().unwrap();
+                promotion.await.unwrap().unwrap();
+                assert!(tagged(&reg, "v1").await, "round {round}: v1 is gone");
+                assert!(exists(&reg, &d).await, "round {round}: v1's image is gone");
+                reg.manifest_delete(R, &Ref::Tag("v1".into()))
+                    .await
+                    .unwrap();
+            }
         }
 
         /// A tag pushed again after the plan names a new image, which the
