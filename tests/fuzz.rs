@@ -20,7 +20,6 @@ mod requests;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,103 +305,11 @@ async fn lane_run(
     statuses
 }
 
-/// Every blob holds the bytes its name says; every tag names a stored
-/// manifest, and every manifest the blobs it needs.
-fn check_store(data: &Path) {
-    let walk = |dir: &Path| -> Vec<std::path::PathBuf> {
-        let mut out = Vec::new();
-        let mut todo = vec![dir.to_path_buf()];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    todo.push(p);
-                } else if !e.file_name().to_string_lossy().starts_with('.') {
-                    // (s3s-fs keeps its metadata in dot files)
-                    out.push(p);
-                }
-            }
-        }
-        out
-    };
-    let mut blobs = 0;
-    for f in walk(&data.join("blobs")) {
-        let hex = f
-            .parent()
-            .and_then(|p| p.file_name())
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let alg = f
-            .ancestors()
-            .nth(3)
-            .and_then(|p| p.file_name())
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let bytes = std::fs::read(&f).unwrap();
-        let got = match alg.as_str() {
-            "sha256" => sha256(&bytes),
-            "sha512" => common::sha512(&bytes),
-            other => panic!("blob of algorithm {other}: {}", f.display()),
-        };
-        assert_eq!(got, format!("{alg}:{hex}"), "{}", f.display());
-        blobs += 1;
-    }
-    let stored = |digest: &str| {
-        let (alg, hex) = digest.split_once(':').unwrap_or(("", ""));
-        hex.len() > 2
-            && data
-                .join(format!("blobs/{alg}/{}/{hex}/data", &hex[..2]))
-                .is_file()
-    };
-    let (mut tags, mut manifests) = (0, 0);
-    for f in walk(&data.join("repositories")) {
-        let kind = f.parent().and_then(|p| p.file_name());
-        if kind == Some("tags".as_ref()) {
-            let text = std::fs::read_to_string(&f).unwrap();
-            let digest = text.lines().next().unwrap();
-            assert!(
-                stored(digest),
-                "tag {} names {digest}, not stored",
-                f.display()
-            );
-            tags += 1;
-        }
-        // A manifest in a repository has every blob it names (gc ran
-        // meanwhile, with no grace), but for the layers never uploaded.
-        let in_revisions = f.ancestors().nth(2).and_then(|p| p.file_name());
-        if in_revisions == Some("revisions".as_ref()) {
-            let alg = kind.unwrap().to_string_lossy().into_owned();
-            let hex = f.file_name().unwrap().to_string_lossy().into_owned();
-            let digest = format!("{alg}:{hex}");
-            assert!(stored(&digest), "manifest {digest} not stored");
-            let blob = data.join(format!("blobs/{alg}/{}/{hex}/data", &hex[..2]));
-            let m: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
-            let children = m["manifests"].as_array().into_iter().flatten();
-            let layers = m["layers"].as_array().into_iter().flatten();
-            for d in children.chain(layers).chain([&m["config"]]) {
-                let nondistributable = d["mediaType"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("nondistributable") || t.contains("foreign"));
-                if let Some(named) = d["digest"].as_str()
-                    && !nondistributable
-                {
-                    assert!(stored(named), "manifest {digest} names {named}, not stored");
-                }
-            }
-            manifests += 1;
-        }
-    }
-    eprintln!("fuzz: store holds {blobs} verified blobs, {manifests} manifests, {tags} tags");
-}
-
 #[tokio::test]
 async fn random_requests_get_the_spec_s_answers_and_leave_the_store_whole() {
     let s = Server::start();
     fuzz(&s, &s.client(), None, 10_000, None).await;
-    check_store(&s.data);
+    common::store::check(&s.data);
 }
 
 #[tokio::test]
@@ -430,7 +337,7 @@ async fn random_requests_with_authentication_on() {
         None,
     )
     .await;
-    check_store(&s.data);
+    common::store::check(&s.data);
 }
 
 /// On S3 (moto: s3s-fs cannot hold keys as long as a referrer's), the
@@ -457,7 +364,7 @@ async fn random_requests_on_s3() {
         "migrate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    check_store(&copy);
+    common::store::check(&copy);
 }
 
 /// Over HTTPS, nora terminating TLS: the same requests inside TLS records.
@@ -492,5 +399,5 @@ async fn random_requests_over_https() {
         Some(Arc::new(config)),
     )
     .await;
-    check_store(&s.data);
+    common::store::check(&s.data);
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256, Sha512};
 
 pub mod s3;
+pub mod store;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

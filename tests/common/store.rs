@@ -1,0 +1,153 @@
+//! Checks of a stopped server's storage directory, read straight from the
+//! layout (src/storage/layout.rs): what must hold whatever the requests were
+//! and wherever a process was killed.
+
+use std::path::{Path, PathBuf};
+
+use super::{sha256, sha512};
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub blobs: usize,
+    pub manifests: usize,
+    pub tags: usize,
+    /// Blobs in gc's trash (only after a kill; see `check_after_a_kill`).
+    pub trashed: usize,
+}
+
+/// Every blob holds the bytes its name says; every tag names a stored
+/// manifest, and every manifest the blobs it needs.
+pub fn check(data: &Path) -> Counts {
+    let counts = check_with(data, false);
+    eprintln!(
+        "store: {} verified blobs, {} manifests, {} tags",
+        counts.blobs, counts.manifests, counts.tags
+    );
+    counts
+}
+
+/// `check` of a store whose server was killed: a blob a killed gc had moved
+/// to its trash counts as stored (a read moves it back; see
+/// registry/gc.rs), and must hold its bytes too.
+pub fn check_after_a_kill(data: &Path) -> Counts {
+    check_with(data, true)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                // (s3s-fs keeps its metadata in dot files)
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn name(p: Option<&Path>) -> String {
+    p.and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn assert_holds(f: &Path, alg: &str, hex: &str) {
+    let bytes = std::fs::read(f).unwrap();
+    let got = match alg {
+        "sha256" => sha256(&bytes),
+        "sha512" => sha512(&bytes),
+        other => panic!("blob of algorithm {other}: {}", f.display()),
+    };
+    assert_eq!(got, format!("{alg}:{hex}"), "{}", f.display());
+}
+
+/// `<repository>/_manifests/revisions/<alg>/<hex>`
+fn revision(manifests: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap_or(("", ""));
+    manifests.join("revisions").join(alg).join(hex)
+}
+
+fn check_with(data: &Path, trash_counts: bool) -> Counts {
+    let mut counts = Counts::default();
+    for f in walk(&data.join("blobs")) {
+        // blobs/<alg>/<hex[0..2]>/<hex>/data
+        assert_holds(&f, &name(f.ancestors().nth(3)), &name(f.parent()));
+        counts.blobs += 1;
+    }
+    for f in walk(&data.join("gc/trash")) {
+        // gc/trash/<alg>/<hex>
+        assert_holds(&f, &name(f.parent()), &name(Some(&f)));
+        counts.trashed += 1;
+    }
+    let stored = |digest: &str| {
+        let (alg, hex) = digest.split_once(':').unwrap_or(("", ""));
+        hex.len() > 2
+            && (data
+                .join(format!("blobs/{alg}/{}/{hex}/data", &hex[..2]))
+                .is_file()
+                || trash_counts && data.join(format!("gc/trash/{alg}/{hex}")).is_file())
+    };
+    let bytes_of = |alg: &str, hex: &str| {
+        std::fs::read(data.join(format!("blobs/{alg}/{}/{hex}/data", &hex[..2])))
+            .or_else(|_| std::fs::read(data.join(format!("gc/trash/{alg}/{hex}"))))
+            .unwrap()
+    };
+    for f in walk(&data.join("repositories")) {
+        let kind = f.parent().and_then(|p| p.file_name());
+        if kind == Some("tags".as_ref()) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let digest = text.lines().next().unwrap();
+            assert!(
+                stored(digest),
+                "tag {} names {digest}, not stored",
+                f.display()
+            );
+            let manifests = f.parent().and_then(|p| p.parent()).unwrap();
+            assert!(
+                revision(manifests, digest).is_file(),
+                "tag {} names {digest}, not in its repository",
+                f.display()
+            );
+            counts.tags += 1;
+        }
+        // A manifest in a repository has every blob it names (even with gc
+        // running meanwhile with no grace), but for the layers never
+        // uploaded.
+        let in_revisions = f.ancestors().nth(2).and_then(|p| p.file_name());
+        if in_revisions == Some("revisions".as_ref()) {
+            let (alg, hex) = (name(f.parent()), name(Some(&f)));
+            let digest = format!("{alg}:{hex}");
+            assert!(stored(&digest), "manifest {digest} not stored");
+            let m: serde_json::Value = serde_json::from_slice(&bytes_of(&alg, &hex)).unwrap();
+            let children = m["manifests"].as_array().into_iter().flatten();
+            let manifests = f.ancestors().nth(3).unwrap();
+            for child in children.clone() {
+                let child = child["digest"].as_str().unwrap_or_default();
+                assert!(
+                    revision(manifests, child).is_file(),
+                    "index {digest} lists {child}, not in its repository"
+                );
+            }
+            let layers = m["layers"].as_array().into_iter().flatten();
+            for d in children.chain(layers).chain([&m["config"]]) {
+                let nondistributable = d["mediaType"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("nondistributable") || t.contains("foreign"));
+                if let Some(named) = d["digest"].as_str()
+                    && !nondistributable
+                {
+                    assert!(stored(named), "manifest {digest} names {named}, not stored");
+                }
+            }
+            counts.manifests += 1;
+        }
+    }
+    counts
+}
