@@ -1,6 +1,8 @@
 //! Manifests by tag or digest: push (with reference checks), pull, delete,
 //! and the referrers index.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 
 use super::digest::{Algorithm, Digest};
@@ -346,7 +348,7 @@ impl Registry {
                 if self.storage.stat(&revision).await?.is_none() {
                     return Err(manifest_unknown(d));
                 }
-                self.not_listed_by_an_index(name, d).await?;
+                let read = self.indexes_listing(name, d, &HashSet::new()).await?;
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
@@ -357,6 +359,14 @@ impl Registry {
                 // may have tagged it between the first pass and the revision's
                 // removal (and then seen the revision still there).
                 self.unlink(name, d, subject.as_ref(), None).await?;
+                // An index pushed meanwhile may list it (its PUT found the
+                // revision still there): it comes back, and the delete is
+                // refused as if it had come after that push. (Its tags stay
+                // gone.)
+                if let Err(e) = self.indexes_listing(name, d, &read).await {
+                    self.relink(name, d).await?;
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -367,12 +377,29 @@ impl Registry {
     /// is `d`'s revision). The index goes first, or with retention, which
     /// takes untagged children along.
     pub(super) async fn not_listed_by_an_index(&self, name: &str, d: &Digest) -> Result<()> {
+        self.indexes_listing(name, d, &HashSet::new()).await?;
+        Ok(())
+    }
+
+    /// `not_listed_by_an_index`, reading only the revisions not in
+    /// `already_read`; says which it read.
+    async fn indexes_listing(
+        &self,
+        name: &str,
+        d: &Digest,
+        already_read: &HashSet<Digest>,
+    ) -> Result<HashSet<Digest>> {
         use futures_util::StreamExt;
         let revisions = self.revisions(name).await?;
-        let mut reads = futures_util::stream::iter(revisions.into_iter().filter(|r| r != d))
+        let unread = revisions
+            .into_iter()
+            .filter(|r| r != d && !already_read.contains(r));
+        let mut reads = futures_util::stream::iter(unread)
             .map(|r| async move { (self.manifest_bytes(&r).await, r) })
             .buffer_unordered(super::PARALLEL_READS);
+        let mut read = already_read.clone();
         while let Some((body, index)) = reads.next().await {
+            read.insert(index.clone());
             let Ok(body) = body else { continue };
             let Ok(parsed) = manifest::parse(&body, None) else {
                 continue;
@@ -390,7 +417,7 @@ impl Registry {
                 ));
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Removes the tags of `name` that point at `d` (only those of `only`,
@@ -566,5 +593,69 @@ mod tests {
             );
             let _ = reg.manifest_delete("r", &Ref::Tag("k".into())).await;
         }
+    }
+
+    /// A DELETE by digest of a manifest and the PUT of an index listing
+    /// it, at the same time, over and over: whatever the interleaving, an
+    /// index in the repository never lists a manifest that is gone (the
+    /// PUT or the DELETE, whichever looks last, brings it back; the DELETE
+    /// then says it was refused). Before, the first round left the index
+    /// listing a manifest that was gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_never_outlives_its_child_when_put_and_delete_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        let config = push_blob(&reg, "r", b"{}").await;
+        let child = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
+            ct = manifest::OCI_MANIFEST
+        ));
+        let c = Digest::of(Algorithm::Sha256, &child);
+        let index = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{ct}","manifests":[{{"mediaType":"{mt}","digest":"{c}","size":{n}}}]}}"#,
+            ct = manifest::OCI_INDEX,
+            mt = manifest::OCI_MANIFEST,
+            n = child.len()
+        ));
+        let i = Digest::of(Algorithm::Sha256, &index);
+        let (mut refused, mut deleted) = (0, 0);
+        for round in 0..500 {
+            reg.manifest_put("r", &Ref::Digest(c.clone()), None, child.clone(), &[])
+                .await
+                .unwrap();
+            let put = {
+                let (reg, index) = (reg.clone(), index.clone());
+                tokio::spawn(async move {
+                    reg.manifest_put("r", &Ref::Tag("multi".into()), None, index, &[])
+                        .await
+                })
+            };
+            let del = {
+                let (reg, c) = (reg.clone(), c.clone());
+                tokio::spawn(async move { reg.manifest_delete("r", &Ref::Digest(c)).await })
+            };
+            let (put, del) = (put.await.unwrap(), del.await.unwrap());
+            match del {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    assert_eq!(e.code, Code::InUse, "round {round}: {e:?}");
+                    refused += 1;
+                }
+            }
+            let has = |d: &Digest| {
+                let (reg, d) = (reg.clone(), d.clone());
+                async move { reg.manifest_resolve("r", &Ref::Digest(d)).await.is_ok() }
+            };
+            if has(&i).await {
+                assert!(
+                    has(&c).await,
+                    "round {round}: the index lists {c}, which is gone"
+                );
+                reg.manifest_delete("r", &Ref::Digest(i.clone()))
+                    .await
+                    .unwrap();
+            }
+        }
+        eprintln!("{deleted} deletes done, {refused} refused");
     }
 }
