@@ -88,15 +88,17 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// What a lock or hold object holds: for people reading the bucket.
-/// Unique to its writer (`by`), so that S3 can tell a gc's own lock from
-/// another's (see `storage::unique_claim`).
+/// What a lock or hold object holds: for people reading the bucket, and
+/// which process wrote it (`owner`, so that one killed on this machine
+/// need not go stale first). Unique to its writer (`by`), so that S3 can
+/// tell a gc's own lock from another's (see `storage::unique_claim`).
 fn stamp(what: &str) -> String {
-    format!(
-        "{{\"{what}\":{},\"by\":\"{:032x}\"}}",
-        unix_now(),
-        rand::random::<u128>()
-    )
+    serde_json::json!({
+        what: unix_now(),
+        "by": format!("{:032x}", rand::random::<u128>()),
+        "owner": super::owner::me(),
+    })
+    .to_string()
 }
 
 impl Registry {
@@ -192,13 +194,29 @@ impl Registry {
         (stop, task)
     }
 
-    /// Whether `key` exists and was written within LOCK_STALE_AFTER.
+    /// Whether `key` exists, was written within LOCK_STALE_AFTER, and not
+    /// by a process known to have ended.
     async fn fresh(&self, key: &str) -> Result<bool> {
-        Ok(self
+        let recent = self
             .storage
             .stat(key)
             .await?
-            .is_some_and(|m| m.modified.elapsed().unwrap_or_default() <= LOCK_STALE_AFTER))
+            .is_some_and(|m| m.modified.elapsed().unwrap_or_default() <= LOCK_STALE_AFTER);
+        if !recent {
+            return Ok(false);
+        }
+        let owner = match self.storage.read_small(key, 4096).await {
+            Ok(raw) => serde_json::from_slice::<serde_json::Value>(&raw)
+                .ok()
+                .and_then(|v| v["owner"].as_str().map(str::to_string)),
+            Err(StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(owner) = owner.filter(|o| super::owner::is_gone(o)) {
+            tracing::info!(key, owner, "taken over: its process ended on this machine");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     async fn gc_lock(&self) -> Result<()> {
@@ -727,5 +745,43 @@ mod tests {
         age(&holds.join("killed"), Duration::from_secs(120));
         gc(&reg).await.unwrap();
         assert!(!holds.join("killed").exists());
+    }
+
+    /// A fresh lock whose process ended on this machine (a `nora gc` or a
+    /// server killed mid-collection) is taken over at once; one of a live
+    /// process, or of a writer it cannot judge, still refuses.
+    #[tokio::test]
+    async fn the_lock_of_a_gc_killed_here_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let me = crate::registry::owner::me().expect("Linux /proc");
+        // This pid with another start time: what a pid of an ended process
+        // reads like, once reused or gone.
+        let ended = format!("{}/1", me.rsplit_once('/').unwrap().0);
+        let lock = |owner: serde_json::Value| {
+            serde_json::json!({"started": unix_now(), "by": "x", "owner": owner}).to_string()
+        };
+        for (owner, runs) in [
+            (serde_json::json!(me), false),
+            (serde_json::Value::Null, false),
+            (serde_json::json!("another-boot/pid:[1]/7/7"), false),
+            (serde_json::json!(ended), true),
+        ] {
+            reg.storage
+                .put_bytes(layout::GC_LOCK, lock(owner.clone()).into())
+                .await
+                .unwrap();
+            let r = gc(&reg).await;
+            assert_eq!(r.is_ok(), runs, "lock of {owner}: {r:?}");
+            if runs {
+                assert!(!dir.path().join("gc/lock").exists());
+            }
+        }
+        // A backup's hold likewise.
+        reg.storage
+            .put_bytes(&layout::gc_hold("killed"), lock(ended.into()).into())
+            .await
+            .unwrap();
+        gc(&reg).await.unwrap();
     }
 }

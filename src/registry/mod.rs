@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod manifests;
 pub mod names;
 pub mod ops;
+mod owner;
 pub mod refglob;
 pub mod retention;
 mod reuse;

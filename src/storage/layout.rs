@@ -59,9 +59,12 @@
 //! gc/lock
 //!     Held (put_if_absent) by the one garbage collection running at a time,
 //!     rewritten every 10 s; older than 60 s, it is a killed gc's, taken over.
+//!     It names its process (`owner`: boot id, pid namespace, pid, start
+//!     time): one that ran on this machine and has ended is taken over at
+//!     once.
 //! gc/holds/<random id>
 //!     A running backup's hold: no gc starts while one is fresh (rewritten
-//!     every 10 s like the lock). Backups never wait for each other.
+//!     every 10 s like the lock, and naming its process likewise). Backups never wait for each other.
 //! gc/trash/<alg>/<hex>
 //!     A blob a running garbage collection found unreferenced and moved aside.
 //!     It is purged after a second marking pass; until then a push or a pull
