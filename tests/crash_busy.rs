@@ -285,14 +285,27 @@ impl Lane {
         };
         let mut entries = Vec::new();
         for (d, arch) in [(a, "amd64"), (b, "arm64")] {
-            let r = status_of(
-                c.http
-                    .get(c.u(&format!("/v2/{}/manifests/{d}", self.repo)))
-                    .header("Accept", OCI_MANIFEST)
-                    .send()
-                    .await,
-            )?;
+            // A revision retention retires is back (see `Registry::retire`)
+            // once it finds the tag; a request in that moment misses it.
+            let mut tries = 0;
+            let r = loop {
+                let r = status_of(
+                    c.http
+                        .get(c.u(&format!("/v2/{}/manifests/{d}", self.repo)))
+                        .header("Accept", OCI_MANIFEST)
+                        .send()
+                        .await,
+                )?;
+                tries += 1;
+                if r.status() == 200 || tries == 20 {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             assert_eq!(r.status(), 200, "lane {}: {d}, tagged, is gone", self.n);
+            if tries > 1 {
+                eprintln!("crash: lane {}: {d} back after {tries} tries", self.n);
+            }
             let size = r.bytes().await.map_err(|_| Died)?.len();
             entries.push(serde_json::json!({
                 "mediaType": OCI_MANIFEST, "digest": d, "size": size,

@@ -52,6 +52,18 @@ fn manifest_unknown(what: impl std::fmt::Display) -> RegistryError {
     RegistryError::new(Code::ManifestUnknown, format!("manifest {what} is unknown"))
 }
 
+/// The blobs a manifest needs in place: its own bytes and every blob and
+/// child manifest it references.
+fn needed(digest: &Digest, parsed: &Parsed) -> Vec<Digest> {
+    let mut needed: Vec<Digest> = parsed
+        .references
+        .iter()
+        .map(|r| r.digest().clone())
+        .collect();
+    needed.push(digest.clone());
+    needed
+}
+
 impl Registry {
     /// Stores a manifest pushed to `name` under `reference`, plus any extra
     /// `tags` (the `?tag=` form). Every blob and child manifest it references
@@ -169,13 +181,7 @@ impl Registry {
                 .put_bytes(&layout::referrer(name, subject, digest), json.into())
                 .await?;
         }
-        let mut needed: Vec<Digest> = parsed
-            .references
-            .iter()
-            .map(|r| r.digest().clone())
-            .collect();
-        needed.push(digest.clone());
-        if let Err(e) = self.ensure_blobs(&needed).await {
+        if let Err(e) = self.ensure_blobs(&needed(digest, parsed)).await {
             self.storage.delete(&layout::revision(name, digest)).await?;
             if let Some(subject) = &parsed.subject {
                 self.storage
@@ -236,13 +242,16 @@ impl Registry {
                 Box::pin(self.relink(name, c)).await?;
             }
         }
+        // Gone for good already: refused before the revision is written (a
+        // process killed between writing it and taking it back would leave
+        // it behind, naming what is gone).
+        self.ensure_blobs(&needed(d, parsed)).await?;
         self.link(name, d, parsed, size).await
     }
 
     /// Every blob and child manifest is in repository `name`, at the size
     /// its descriptor says: a wrong size would be stored, and then refused
-    /// by every client that pulls it. (A blob a running GC has just moved
-    /// aside is not measured here; `ensure_blobs` brings it back.) Checked
+    /// by every client that pulls it. Checked
     /// a few at once: on S3 each look is a request.
     async fn check_references(&self, name: &str, refs: &[Reference]) -> Result<()> {
         for some in refs.chunks(8) {
@@ -276,7 +285,18 @@ impl Registry {
                 ),
             )
             .with_detail(detail())),
-            _ => Ok(()),
+            Some(_) => Ok(()),
+            // Collected meanwhile (its link outlived it) or in a running
+            // gc's trash: refused now, or brought back, before the revision
+            // is written. A revision written first and taken back after a
+            // failed check would be left behind, naming what is gone, by a
+            // process killed in between.
+            None if self.restore_from_trash(d).await? => Ok(()),
+            None => Err(RegistryError::new(
+                Code::ManifestBlobUnknown,
+                format!("blob {d} was removed by garbage collection; push it again"),
+            )
+            .with_detail(detail())),
         }
     }
 
@@ -634,7 +654,8 @@ mod tests {
                 let (reg, c) = (reg.clone(), c.clone());
                 tokio::spawn(async move { reg.manifest_delete("r", &Ref::Digest(c)).await })
             };
-            let (put, del) = (put.await.unwrap(), del.await.unwrap());
+            let _ = put.await.unwrap();
+            let del = del.await.unwrap();
             match del {
                 Ok(()) => deleted += 1,
                 Err(e) => {

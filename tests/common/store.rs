@@ -143,7 +143,11 @@ fn check_with(data: &Path, trash_counts: bool) -> Counts {
                 if let Some(named) = d["digest"].as_str()
                     && !nondistributable
                 {
-                    assert!(stored(named), "manifest {digest} names {named}, not stored");
+                    assert!(
+                        stored(named),
+                        "manifest {digest} ({}) names {named}, not stored",
+                        f.display()
+                    );
                 }
             }
             counts.manifests += 1;
