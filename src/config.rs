@@ -593,6 +593,23 @@ const ENV_VARS: &[EnvVar] = &[
     },
 ];
 
+/// What a `[storage.s3] prefix` may not be: keys are `<prefix>/<key>`, so a
+/// leading or doubled `/` makes keys no other tool finds the same way, and a
+/// `.` or `..` component is refused, or resolved elsewhere, by stores that
+/// keep objects as files (MinIO, s3s-fs).
+pub fn check_s3_prefix(prefix: &str) -> Result<(), &'static str> {
+    if prefix.starts_with('/') || prefix.contains("//") {
+        return Err("no leading or double /");
+    }
+    if prefix.split('/').any(|c| c == "." || c == "..") {
+        return Err("no . or .. component");
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("no control characters");
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads the configuration: `explicit` file (from `--config` or
     /// `NORA_CONFIG`) if given, else `./config.toml` if present, else
@@ -697,12 +714,8 @@ impl Config {
                 "expected an http:// or https:// URL",
             ));
         }
-        if s3.prefix.starts_with('/') || s3.prefix.contains("//") {
-            return Err(err(
-                "storage.s3.prefix",
-                &s3.prefix,
-                "no leading or double /",
-            ));
+        if let Err(why) = check_s3_prefix(&s3.prefix) {
+            return Err(err("storage.s3.prefix", &s3.prefix, why));
         }
         Ok(())
     }
@@ -902,6 +915,33 @@ mod tests {
         assert!(e.contains("NORA_PORT") && e.contains("server.port"), "{e}");
         let f = write("[storage]\nupload_ttl = \"soon\"\n");
         assert!(Config::load_with(Some(f.path()), |_| None).is_err());
+    }
+
+    #[test]
+    fn s3_prefixes_that_stores_would_read_another_way_are_refused() {
+        for (prefix, why) in [
+            ("/nora", "double /"),
+            ("a//b", "double /"),
+            ("../other", ".."),
+            ("team/./nora", ".."),
+            ("a/..", ".."),
+            ("a\\u0001b", "control"),
+        ] {
+            let f = write(&format!(
+                "[storage]\nmode = \"s3\"\n[storage.s3]\nbucket = \"b\"\nprefix = \"{prefix}\"\n"
+            ));
+            let e = Config::load_with(Some(f.path()), |_| None)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("storage.s3.prefix") && e.contains(why),
+                "{prefix}: {e}"
+            );
+        }
+        for fine in ["", "nora", "team/nora/", "a.b/..c/v1.2"] {
+            assert_eq!(check_s3_prefix(fine), Ok(()), "{fine}");
+        }
     }
 
     #[test]

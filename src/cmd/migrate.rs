@@ -65,9 +65,13 @@ pub fn location(name: &str, config: &Config) -> Result<config::Storage, Failure>
             if bucket.is_empty() {
                 return Err(Failure::Usage(format!("{url:?}: no bucket")));
             }
+            let prefix = prefix.trim_end_matches('/');
+            if let Err(why) = config::check_s3_prefix(prefix) {
+                return Err(Failure::Usage(format!("{url:?}: {why} in the prefix")));
+            }
             cfg.mode = "s3".into();
             cfg.s3.bucket = bucket.into();
-            cfg.s3.prefix = prefix.trim_matches('/').into();
+            cfg.s3.prefix = prefix.into();
         }
         path => {
             cfg.mode = "local".into();

@@ -454,6 +454,33 @@ fn storage_only_commands_refuse_url() {
     }
 }
 
+/// An `s3://` location whose prefix a store would read another way (a
+/// `..` component, a doubled `/`) is a usage error, before anything is
+/// opened: no request reaches a bucket.
+#[test]
+fn s3_locations_with_odd_prefixes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, why) in [
+        ("s3://bucket/../x", "no . or .. component in the prefix"),
+        ("s3://bucket/a//b", "no leading or double / in the prefix"),
+        ("s3://bucket//a", "no leading or double / in the prefix"),
+        ("s3:///a", "no bucket"),
+    ] {
+        let out = nora()
+            .args(["migrate", "--from", url, "--to"])
+            .arg(dir.path().join("copy"))
+            .env("NORA_S3_ENDPOINT", "http://127.0.0.1:1")
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(
+            err.contains(why) && err.lines().count() == 1,
+            "{url}: {err}"
+        );
+    }
+}
+
 /// A variable defined as nothing (a CI variable left empty) counts as unset,
 /// not as a bad --url or --timeout nobody gave.
 #[test]
