@@ -620,20 +620,7 @@ async fn rounds(store: Store<'_>, rounds: usize) {
             assert_eq!(counts.trashed, 0, "gc left its trash");
         }
         Store::S3(_) => {
-            let copy = dir.path().join("copy");
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
-                .args(["migrate", "--from", "s3", "--to"])
-                .arg(&copy)
-                .envs(env.iter().copied())
-                .env_remove("NORA_CONFIG")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "migrate: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            store::check(&copy);
+            store::check(&store::copy_of_s3(&env, &dir.path().join("copy")));
         }
     }
 }

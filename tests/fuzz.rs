@@ -351,20 +351,7 @@ async fn random_requests_on_s3() {
     let s = Server::start_on(&dir.path().join("data"), &env);
     // Fewer: each request is several to moto, in Python.
     fuzz(&s, &s.client(), None, 4_000, None).await;
-    let copy = dir.path().join("copy");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
-        .args(["migrate", "--from", "s3", "--to"])
-        .arg(&copy)
-        .envs(env.iter().copied())
-        .env_remove("NORA_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::store::check(&copy);
+    common::store::check(&common::store::copy_of_s3(&env, &dir.path().join("copy")));
 }
 
 /// Over HTTPS, nora terminating TLS: the same requests inside TLS records.

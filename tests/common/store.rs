@@ -34,6 +34,25 @@ pub fn check_after_a_kill(data: &Path) -> Counts {
     check_with(data, true)
 }
 
+/// A store on S3 (`env`: a server's `NORA_*` settings) copied by `nora
+/// migrate` into the directory `to`, for these checks to read. (The copy
+/// leaves out gc's trash and upload sessions.)
+pub fn copy_of_s3(env: &[(&str, &str)], to: &Path) -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nora"))
+        .args(["migrate", "--from", "s3", "--to"])
+        .arg(to)
+        .envs(env.iter().copied())
+        .env_remove("NORA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    to.to_path_buf()
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
