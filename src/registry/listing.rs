@@ -198,7 +198,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::registry::testing::{ListCounter, registry};
+    use crate::registry::testing::{Watched, registry};
     use crate::storage::fs::FsStorage;
 
     fn v(xs: &[&str]) -> Vec<String> {
@@ -229,11 +229,8 @@ mod tests {
         "a", "a-c", "a.x", "a/b", "a/b-c", "a/b/c", "a/b0", "a0", "a_b", "ab/c", "b", "z/y/x",
     ];
 
-    async fn store_of(dir: &std::path::Path, names: &[&str]) -> (Registry, Arc<ListCounter>) {
-        let counter = Arc::new(ListCounter(
-            FsStorage::open(dir, false).unwrap(),
-            Default::default(),
-        ));
+    async fn store_of(dir: &std::path::Path, names: &[&str]) -> (Registry, Arc<Watched>) {
+        let counter = Arc::new(Watched::new(FsStorage::open(dir, false).unwrap()));
         let reg = Registry::new(counter.clone(), Duration::from_secs(3600));
         for name in names {
             reg.storage

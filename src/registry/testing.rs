@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,45 +102,75 @@ impl Storage for LaxStore {
     }
 }
 
-/// A directory store that counts its listings: how much of the tree a walk
-/// visited.
-pub struct ListCounter(pub FsStorage, pub std::sync::atomic::AtomicUsize);
+/// A directory store that watches what is asked of it: how many listings
+/// (how much of the tree a walk visited), and the most reads and writes
+/// under way at once (each made to take a few milliseconds, as a round trip
+/// to S3 does).
+pub struct Watched {
+    pub inner: FsStorage,
+    lists: AtomicUsize,
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+}
 
-impl ListCounter {
+impl Watched {
+    pub fn new(inner: FsStorage) -> Watched {
+        Watched {
+            inner,
+            lists: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        }
+    }
+
     pub fn lists(&self) -> usize {
-        self.1.load(std::sync::atomic::Ordering::Relaxed)
+        self.lists.load(Ordering::Relaxed)
+    }
+
+    /// The most gets and puts there were under way at one moment.
+    pub fn most_at_once(&self) -> usize {
+        self.most.load(Ordering::Relaxed)
+    }
+
+    async fn round_trip<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.most.fetch_max(now, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let out = work.await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        out
     }
 }
 
 #[async_trait::async_trait]
-impl Storage for ListCounter {
+impl Storage for Watched {
     async fn put(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
-        self.0.put(key, body).await
+        self.round_trip(self.inner.put(key, body)).await
     }
     async fn put_if_absent(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
-        self.0.put_if_absent(key, body).await
+        self.round_trip(self.inner.put_if_absent(key, body)).await
     }
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<GetObject> {
-        self.0.get(key, range).await
+        self.round_trip(self.inner.get(key, range)).await
     }
     async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
-        self.0.stat(key).await
+        self.inner.stat(key).await
     }
     async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.0.list(prefix).await
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        self.inner.list(prefix).await
     }
     async fn delete(&self, key: &str) -> StorageResult<()> {
-        self.0.delete(key).await
+        self.inner.delete(key).await
     }
     async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
-        self.0.delete_prefix(prefix).await
+        self.inner.delete_prefix(prefix).await
     }
     async fn rename(&self, from: &str, to: &str) -> StorageResult<()> {
-        self.0.rename(from, to).await
+        self.inner.rename(from, to).await
     }
     async fn ping(&self) -> StorageResult<()> {
-        self.0.ping().await
+        self.inner.ping().await
     }
 }
 
