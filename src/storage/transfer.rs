@@ -240,9 +240,13 @@ pub async fn copy(
     Ok(Outcome::Copied(n))
 }
 
-/// How many blobs `copy_all` streams at once: each can hold an S3 part
-/// (8 MiB) in memory. Links, tags and tokens go PARALLEL_READS at a time.
+/// How many big blobs `copy_all` streams at once: each can hold an S3 part
+/// (8 MiB) in memory. Small blobs (up to SMALL_BLOB: manifests, configs,
+/// small layers), links, tags and tokens go PARALLEL_READS at a time: on
+/// S3 each is a few round trips, which four at a time made most of a
+/// migration's time.
 const PARALLEL_BLOBS: usize = 4;
+const SMALL_BLOB: u64 = 256 * 1024;
 
 /// Copies the items of `plan` (sorted as `plan` sorts them), handing each
 /// outcome to `done`. One phase (blobs, links, tags, auth) is finished before
@@ -260,21 +264,22 @@ pub async fn copy_all(
 ) -> Result<(), (String, StorageError)> {
     let failed = AtomicBool::new(false);
     let mut first_error = None;
+    let big = tokio::sync::Semaphore::new(PARALLEL_BLOBS);
     for group in plan.chunk_by(|a, b| phase(&a.key) == phase(&b.key)) {
-        let width = if phase(&group[0].key) == BLOBS {
-            PARALLEL_BLOBS
-        } else {
-            PARALLEL_READS
-        };
-        let failed = &failed;
+        let (failed, big) = (&failed, &big);
         let mut copies = stream::iter(group)
             .map(|item| async move {
+                let _permit = if item.size > SMALL_BLOB && phase(&item.key) == BLOBS {
+                    big.acquire().await.ok()
+                } else {
+                    None
+                };
                 if failed.load(Ordering::Relaxed) {
                     return (item, None); // not started: an earlier copy failed
                 }
                 (item, Some(copy(src, dst, item, dry_run, progress).await))
             })
-            .buffer_unordered(width);
+            .buffer_unordered(PARALLEL_READS);
         while let Some((item, outcome)) = copies.next().await {
             match outcome {
                 Some(Ok(outcome)) => done(item, outcome),
@@ -525,5 +530,40 @@ mod tests {
         let mut links = Vec::new();
         walk(&dst, layout::REPOSITORIES, &mut links).await.unwrap();
         assert!(links.is_empty(), "{links:?}");
+    }
+
+    /// Copies blobs of these sizes from `src` into a watched store on
+    /// `to`; how many gets and puts it saw at once.
+    async fn copy_sizes(src: &FsStorage, to: &std::path::Path, sizes: &[usize], seed: u8) -> usize {
+        use crate::registry::testing::Watched;
+        let dst = Watched::new(FsStorage::open(to, false).unwrap());
+        let mut plan = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let bytes = Bytes::from(vec![seed ^ i as u8; *size]);
+            let d = Digest::of(Algorithm::Sha256, &bytes);
+            src.put_bytes(&layout::blob(&d), bytes).await.unwrap();
+            plan.push(stat_item(src, layout::blob(&d)).await.unwrap().unwrap());
+        }
+        let none: Progress = Arc::new(|_| {});
+        let mut copied = 0;
+        copy_all(src, Some(&dst), &plan, false, &none, |_, o| {
+            copied += matches!(o, Outcome::Copied(_)) as usize
+        })
+        .await
+        .unwrap();
+        assert_eq!(copied, plan.len());
+        dst.most_at_once()
+    }
+
+    /// Small blobs are copied many at once, big ones (each may hold an S3
+    /// part in memory) PARALLEL_BLOBS at a time; all arrive whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_blobs_go_many_at_once_big_ones_a_few() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = FsStorage::open(a.path(), false).unwrap();
+        let small = copy_sizes(&src, b.path(), &[1000; 40], 1).await;
+        assert!(small > PARALLEL_BLOBS, "{small} small ones at once");
+        let big = copy_sizes(&src, b.path(), &[SMALL_BLOB as usize + 1; 12], 2).await;
+        assert!(big <= PARALLEL_BLOBS, "{big} big ones at once");
     }
 }
