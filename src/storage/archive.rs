@@ -29,16 +29,13 @@ use tokio::runtime::Handle;
 
 use crate::registry::digest::Digest;
 
-use super::transfer::{self, Progress, Verified};
+use super::transfer::{self, Progress, SMALL_BLOB, Verified};
 use super::{ByteStream, PARALLEL_READS, Storage, StorageError, layout};
 
 pub const HEADER: &str = "nora-backup.json";
 const FORMAT: u32 = 1;
 /// Largest non-blob object restored (links, tags, tokens, referrers).
 const SMALL_MAX: u64 = layout::MAX_SMALL_OBJECT;
-/// Blobs up to this size are read (backup) or written (restore) many at
-/// once, each held whole meanwhile; bigger ones stream, one at a time.
-const SMALL_BLOB: u64 = 256 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {

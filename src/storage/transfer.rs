@@ -246,7 +246,9 @@ pub async fn copy(
 /// S3 each is a few round trips, which four at a time made most of a
 /// migration's time.
 const PARALLEL_BLOBS: usize = 4;
-const SMALL_BLOB: u64 = 256 * 1024;
+/// Blobs up to this size go many at once in a migration, a backup and a
+/// restore (which holds each whole meanwhile).
+pub const SMALL_BLOB: u64 = 256 * 1024;
 
 /// Copies the items of `plan` (sorted as `plan` sorts them), handing each
 /// outcome to `done`. One phase (blobs, links, tags, auth) is finished before
