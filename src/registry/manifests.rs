@@ -369,6 +369,10 @@ impl Registry {
                     return Err(manifest_unknown(d));
                 }
                 let read = self.indexes_listing(name, d, &HashSet::new()).await?;
+                let tagged: Vec<(String, Bytes)> = (self.tag_objects(name).await?.into_iter())
+                    .filter(|(_, td, _)| td == d)
+                    .map(|(t, _, raw)| (t, raw))
+                    .collect();
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
@@ -380,11 +384,21 @@ impl Registry {
                 // removal (and then seen the revision still there).
                 self.unlink(name, d, subject.as_ref(), None).await?;
                 // An index pushed meanwhile may list it (its PUT found the
-                // revision still there): it comes back, and the delete is
-                // refused as if it had come after that push. (Its tags stay
-                // gone.)
+                // revision still there): it comes back with the tags it
+                // had (unless pushed again meanwhile), and the delete is
+                // refused as if it had come after that push.
                 if let Err(e) = self.indexes_listing(name, d, &read).await {
                     self.relink(name, d).await?;
+                    for (t, raw) in tagged {
+                        match self
+                            .storage
+                            .put_if_absent(&layout::tag(name, &t), once(raw))
+                            .await
+                        {
+                            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                     return Err(e);
                 }
             }
@@ -491,6 +505,12 @@ impl Registry {
     /// (Read many at once, in the listing's order: on S3 each is a round
     /// trip, and a delete by digest reads them three times.)
     pub(super) async fn tag_targets(&self, name: &str) -> Result<Vec<(String, Digest)>> {
+        let tags = self.tag_objects(name).await?;
+        Ok(tags.into_iter().map(|(t, d, _)| (t, d)).collect())
+    }
+
+    /// `tag_targets`, with each tag's object as stored.
+    async fn tag_objects(&self, name: &str) -> Result<Vec<(String, Digest, Bytes)>> {
         use futures_util::StreamExt;
         let tags = self.storage.list(&layout::tags(name)).await?;
         let mut reads = futures_util::stream::iter(tags.into_iter().filter_map(|e| match e {
@@ -507,7 +527,7 @@ impl Registry {
             match raw {
                 Ok(raw) => {
                     if let Some((d, _)) = layout::tag_target(&raw) {
-                        out.push((t, d));
+                        out.push((t, d, raw));
                     }
                 }
                 Err(StorageError::NotFound(_)) => {}
@@ -619,8 +639,8 @@ mod tests {
     /// it, at the same time, over and over: whatever the interleaving, an
     /// index in the repository never lists a manifest that is gone (the
     /// PUT or the DELETE, whichever looks last, brings it back; the DELETE
-    /// then says it was refused). Before, the first round left the index
-    /// listing a manifest that was gone.
+    /// then says it was refused, and the manifest keeps its tag). Before,
+    /// the first round left the index listing a manifest that was gone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_index_never_outlives_its_child_when_put_and_delete_race() {
         let dir = tempfile::tempdir().unwrap();
@@ -640,7 +660,7 @@ mod tests {
         let i = Digest::of(Algorithm::Sha256, &index);
         let (mut refused, mut deleted) = (0, 0);
         for round in 0..500 {
-            reg.manifest_put("r", &Ref::Digest(c.clone()), None, child.clone(), &[])
+            reg.manifest_put("r", &Ref::Tag("c".into()), None, child.clone(), &[])
                 .await
                 .unwrap();
             let put = {
@@ -660,6 +680,9 @@ mod tests {
                 Ok(()) => deleted += 1,
                 Err(e) => {
                     assert_eq!(e.code, Code::InUse, "round {round}: {e:?}");
+                    // Refused: nothing changed, its tag included.
+                    let tag = reg.manifest_resolve("r", &Ref::Tag("c".into())).await;
+                    assert!(tag.is_ok(), "round {round}: refused, and its tag is gone");
                     refused += 1;
                 }
             }
