@@ -377,7 +377,9 @@ impl Registry {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
                 };
-                self.unlink(name, d, subject.as_ref(), None).await?;
+                // (The tags just read, not read again.)
+                let names = tagged.iter().map(|(t, _)| t.clone()).collect();
+                self.unlink_these(name, d, subject.as_ref(), names).await?;
                 self.storage.delete(&revision).await?;
                 // Again, after: a PUT of the same manifest at the same time
                 // may have tagged it between the first pass and the revision's
@@ -468,9 +470,20 @@ impl Registry {
             .await?
             .into_iter()
             .filter(|t| only.is_none_or(|only| only.contains(t)))
-            .map(|t| layout::tag(name, &t))
             .collect();
-        self.delete_keys(doomed).await?;
+        self.unlink_these(name, d, subject, doomed).await
+    }
+
+    /// `unlink` of the tags already read: `tags`.
+    async fn unlink_these(
+        &self,
+        name: &str,
+        d: &Digest,
+        subject: Option<&Digest>,
+        tags: Vec<String>,
+    ) -> Result<()> {
+        self.delete_keys(tags.iter().map(|t| layout::tag(name, t)).collect())
+            .await?;
         if let Some(subject) = subject {
             self.storage
                 .delete(&layout::referrer(name, subject, d))

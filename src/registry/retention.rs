@@ -225,6 +225,9 @@ impl Registry {
     /// an interruption never leaves an index without its children); says
     /// how many stay gone.
     async fn retire(&self, repo: &str, view: &RepoView, retired: &[Digest]) -> Result<usize> {
+        if retired.is_empty() {
+            return Ok(0); // (no need to read the repository again)
+        }
         // One at a time, in order: the order is the guarantee above.
         for d in retired {
             if let Some(subject) = view.subject.get(d) {
