@@ -12,7 +12,7 @@ use super::Registry;
 use super::digest::{Algorithm, Digest};
 use crate::storage::fs::FsStorage;
 use crate::storage::{
-    ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result as StorageResult, Storage,
+    ByteRange, ByteStream, Entry, GetObject, Listed, ObjectMeta, Result as StorageResult, Storage,
     StorageError, once,
 };
 
@@ -88,6 +88,9 @@ impl Storage for LaxStore {
     async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
         self.0.list(prefix).await
     }
+    async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
+        self.0.list_deep(prefix).await
+    }
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.0.delete(key).await
     }
@@ -103,12 +106,13 @@ impl Storage for LaxStore {
 }
 
 /// A directory store that watches what is asked of it: how many listings
-/// (how much of the tree a walk visited), and the most reads and writes
+/// (how much of the tree a walk visited) and stats, and the most reads and writes
 /// under way at once (each made to take a few milliseconds, as a round trip
 /// to S3 does).
 pub struct Watched {
     pub inner: FsStorage,
     lists: AtomicUsize,
+    stats: AtomicUsize,
     in_flight: AtomicUsize,
     most: AtomicUsize,
 }
@@ -118,6 +122,7 @@ impl Watched {
         Watched {
             inner,
             lists: AtomicUsize::new(0),
+            stats: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             most: AtomicUsize::new(0),
         }
@@ -125,6 +130,10 @@ impl Watched {
 
     pub fn lists(&self) -> usize {
         self.lists.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> usize {
+        self.stats.load(Ordering::Relaxed)
     }
 
     /// The most gets and puts there were under way at one moment.
@@ -154,11 +163,16 @@ impl Storage for Watched {
         self.round_trip(self.inner.get(key, range)).await
     }
     async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.stats.fetch_add(1, Ordering::Relaxed);
         self.inner.stat(key).await
     }
     async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
         self.lists.fetch_add(1, Ordering::Relaxed);
         self.inner.list(prefix).await
+    }
+    async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        self.inner.list_deep(prefix).await
     }
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.inner.delete(key).await
@@ -200,6 +214,9 @@ impl Storage for ReadOnlyStore {
     }
     async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
         self.0.list(prefix).await
+    }
+    async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
+        self.0.list_deep(prefix).await
     }
     async fn delete(&self, _key: &str) -> StorageResult<()> {
         read_only()

@@ -554,21 +554,8 @@ impl Registry {
 
     /// When the newest object under `prefix` (and its sub-prefixes) was written.
     async fn newest_object(&self, prefix: &str) -> Result<Option<SystemTime>> {
-        let mut newest = None;
-        let mut pending = vec![prefix.to_string()];
-        while let Some(dir) = pending.pop() {
-            for entry in self.storage.list(&dir).await? {
-                match entry {
-                    Entry::Prefix(p) => pending.push(format!("{dir}/{p}")),
-                    Entry::Object(o) => {
-                        if let Some(meta) = self.storage.stat(&format!("{dir}/{o}")).await? {
-                            newest = newest.max(Some(meta.modified));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(newest)
+        let listed = self.storage.list_deep(prefix).await?;
+        Ok(listed.iter().map(|l| l.meta.modified).max())
     }
 }
 

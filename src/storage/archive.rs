@@ -101,36 +101,22 @@ pub async fn snapshot(s: &dyn Storage) -> Result<Snapshot, StorageError> {
         .try_collect()
         .await?;
     let mut others: Vec<(String, Bytes)> = others.into_iter().flatten().collect();
-    let mut keys = Vec::new();
-    transfer::walk(s, layout::BLOBS, &mut keys).await?;
-    keys.retain(|key| layout::parse_blob(key).is_some());
-    let sizes: Vec<Option<u64>> = stream::iter(&keys)
-        .map(|key| async move { Ok::<_, StorageError>(s.stat(key).await?.map(|m| m.size)) })
-        .buffered(PARALLEL_READS)
-        .try_collect()
-        .await?;
-    // (None: deleted since the listing.)
-    let mut blobs: Vec<(String, u64)> = keys
+    let mut blobs: Vec<(String, u64)> = s
+        .list_deep(layout::BLOBS)
+        .await?
         .into_iter()
-        .zip(sizes)
-        .filter_map(|(key, size)| Some((key, size?)))
+        .filter(|l| layout::parse_blob(&l.key).is_some())
+        .map(|l| (l.key, l.meta.size))
         .collect();
     // A gc killed mid-way may have left referenced blobs in its trash; the
     // registry would restore them on use, the archive holds them in place.
-    let mut trash = Vec::new();
-    transfer::walk(s, layout::GC_TRASH, &mut trash).await?;
     let mut present: HashSet<String> = blobs.iter().map(|(k, _)| k.clone()).collect();
-    for key in trash {
-        let Some(d) = layout::parse_trash(&key) else {
+    for l in s.list_deep(layout::GC_TRASH).await? {
+        let Some(d) = layout::parse_trash(&l.key) else {
             continue;
         };
-        let target = layout::blob(&d);
-        if present.contains(&target) {
-            continue;
-        }
-        if let Some(m) = s.stat(&key).await? {
-            blobs.push((key, m.size));
-            present.insert(target);
+        if present.insert(layout::blob(&d)) {
+            blobs.push((l.key, l.meta.size));
         }
     }
     // Links whose blob, then tags whose revision, did not make it in.

@@ -349,10 +349,17 @@ pub fn trash(d: &Digest) -> String {
 
 /// The digest a trash key holds the bytes of (`trash`, reversed).
 pub fn parse_trash(key: &str) -> Option<Digest> {
-    let (alg, hex) = key
-        .strip_prefix(GC_TRASH)?
-        .strip_prefix('/')?
-        .split_once('/')?;
+    digest_under(GC_TRASH, key)
+}
+
+/// The digest a found-blob marker is for (`gc_used`, reversed).
+pub fn parse_gc_used(key: &str) -> Option<Digest> {
+    digest_under(GC_USED, key)
+}
+
+/// `<top>/<alg>/<hex>` to `alg:hex`.
+fn digest_under(top: &str, key: &str) -> Option<Digest> {
+    let (alg, hex) = key.strip_prefix(top)?.strip_prefix('/')?.split_once('/')?;
     format!("{alg}:{hex}").parse().ok()
 }
 

@@ -126,6 +126,13 @@ impl Entry {
     }
 }
 
+/// One object of `list_deep`: its whole key, and what `stat` would say.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub meta: ObjectMeta,
+}
+
 /// How many listings or small reads a walk over the store has in flight: on
 /// S3 each is a round trip, and one at a time a store of thousands of images
 /// took minutes to list, or an hour to migrate.
@@ -161,6 +168,12 @@ pub trait Storage: Send + Sync + 'static {
         entries.truncate(limit);
         Ok(entries)
     }
+
+    /// Every object under `prefix` at any depth, sorted by key, with its
+    /// size and time. Walks that need sizes (gc, usage, backup, migrate) use
+    /// it: S3 lists 1,000 objects a request, sizes included, where a listing
+    /// per directory and a stat per object cost a round trip each.
+    async fn list_deep(&self, prefix: &str) -> Result<Vec<Listed>>;
 
     /// Removes `key`. Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;

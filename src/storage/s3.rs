@@ -37,7 +37,8 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::{
-    ByteRange, ByteStream, Entry, GetObject, ObjectMeta, Result, Storage, StorageError, check_key,
+    ByteRange, ByteStream, Entry, GetObject, Listed, ObjectMeta, Result, Storage, StorageError,
+    check_key,
 };
 use crate::config;
 
@@ -129,6 +130,46 @@ impl S3Storage {
         }
         out.sort_by(|a, b| a.name().cmp(b.name()));
         out.truncate(limit);
+        Ok(out)
+    }
+
+    /// `list_deep`: one listing without a delimiter, 1,000 keys a page.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let prefix = prefix.trim_end_matches('/');
+        let base = if prefix.is_empty() {
+            self.prefix.clone()
+        } else {
+            check_key(prefix)?;
+            format!("{}/", self.key(prefix))
+        };
+        let mut out = Vec::new();
+        let request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&base);
+        let mut pages = request.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error("ListObjectsV2", &base, e))?;
+            for o in page.contents() {
+                if let Some(k) = o.key()
+                    && k.strip_prefix(&base).is_some_and(|rest| !rest.is_empty())
+                    && let Some(key) = k.strip_prefix(&self.prefix)
+                {
+                    out.push(Listed {
+                        key: key.to_string(),
+                        meta: ObjectMeta {
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            modified: o
+                                .last_modified()
+                                .and_then(|t| SystemTime::try_from(*t).ok())
+                                .unwrap_or(SystemTime::UNIX_EPOCH),
+                        },
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
@@ -1067,6 +1108,10 @@ impl Storage for S3Storage {
 
     async fn list_after(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<Entry>> {
         self.list_from(prefix, Some(after), limit).await
+    }
+
+    async fn list_deep(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list_all(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -39,6 +39,7 @@ pub async fn run_all(s: Arc<dyn Storage>) {
     put_if_absent_refuses_existing(s).await;
     ranges(s).await;
     listing(s).await;
+    deep_listing(s).await;
     delete_and_rename(s).await;
     keys_are_checked(s).await;
     s.ping().await.expect("ping");
@@ -150,6 +151,65 @@ async fn listing(s: &dyn Storage) {
         }
     }
     assert!(s.list_after("nothing", "", 5).await.unwrap().is_empty());
+}
+
+async fn deep_listing(s: &dyn Storage) {
+    let keys = [
+        "dl/b",
+        "dl/a/x",
+        "dl/a/y/z",
+        "dl/c/d/e/f",
+        "dlx/other",
+        "dl-other",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        s.put(k, once(Bytes::from(vec![b'.'; i + 1])))
+            .await
+            .unwrap();
+    }
+    for prefix in ["dl", "dl/"] {
+        let got = s.list_deep(prefix).await.unwrap();
+        let names: Vec<&str> = got.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(
+            names,
+            ["dl/a/x", "dl/a/y/z", "dl/b", "dl/c/d/e/f"],
+            "{prefix:?}: whole keys, sorted, nothing of dlx or dl-other"
+        );
+        for l in &got {
+            let stat = s.stat(&l.key).await.unwrap().expect("listed, so there");
+            assert_eq!(l.meta.size, stat.size, "{}", l.key);
+            let apart = match l.meta.modified.duration_since(stat.modified) {
+                Ok(d) => d,
+                Err(e) => e.duration(),
+            };
+            assert!(apart.as_secs() < 2, "{}: {apart:?}", l.key);
+        }
+    }
+    let sizes: Vec<u64> = s
+        .list_deep("dl/a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.meta.size)
+        .collect();
+    assert_eq!(sizes, [2, 3]);
+    assert!(
+        s.list_deep("dl/b").await.unwrap().is_empty(),
+        "an object is no prefix"
+    );
+    assert!(s.list_deep("nothing/here").await.unwrap().is_empty());
+    let all = s.list_deep("").await.unwrap();
+    for k in keys {
+        assert!(all.iter().any(|l| l.key == k), "{k} in the whole store");
+    }
+    assert!(
+        all.iter().all(|l| !l.key.starts_with('_')),
+        "no temporary files"
+    );
+    for k in keys {
+        s.delete(k).await.unwrap();
+    }
+    assert!(s.list_deep("dl").await.unwrap().is_empty());
 }
 
 async fn delete_and_rename(s: &dyn Storage) {

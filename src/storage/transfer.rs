@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, FuturesUnordered};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
-use super::{ByteStream, Entry, PARALLEL_READS, Storage, StorageError, layout};
+use super::{ByteStream, Entry, Listed, PARALLEL_READS, Storage, StorageError, layout};
 use crate::registry::digest::{Digest, Hasher};
 
 /// Small objects (links, tags, tokens, session state) are compared whole.
@@ -53,10 +53,8 @@ pub enum Outcome {
 /// Every object of `src` worth copying, in the order to copy them.
 pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
     let mut items = plan_small(src).await?;
-    let mut blobs = Vec::new();
-    walk(src, layout::BLOBS, &mut blobs).await?;
-    blobs.retain(|k| layout::is_copied(k));
-    items.extend(stat_items(src, blobs).await?);
+    let blobs = src.list_deep(layout::BLOBS).await?;
+    items.extend(blobs.into_iter().filter_map(copied));
     items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
     Ok(items)
 }
@@ -64,36 +62,37 @@ pub async fn plan(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
 /// Every object but the blobs: tags read first, then the other keys listed
 /// (see the module's comment for why in that order).
 pub async fn plan_small(src: &dyn Storage) -> Result<Vec<Item>, StorageError> {
-    let mut tags = keys_but_blobs(src).await?;
-    tags.retain(|k| phase(k) == TAGS);
+    let mut tags = listed_but_blobs(src).await?;
+    tags.retain(|l| phase(&l.key) == TAGS);
     let tags: Vec<Option<Item>> = stream::iter(tags)
-        .map(|key| read_tag(src, key))
+        .map(|listed| read_tag(src, listed))
         .buffer_unordered(PARALLEL_READS)
         .try_collect()
         .await?;
     let mut items: Vec<Item> = tags.into_iter().flatten().collect();
-    let mut others = keys_but_blobs(src).await?;
-    others.retain(|k| phase(k) != TAGS);
-    items.extend(stat_items(src, others).await?);
+    let others = listed_but_blobs(src).await?;
+    items.extend(
+        others
+            .into_iter()
+            .filter(|l| phase(&l.key) != TAGS)
+            .filter_map(copied),
+    );
     items.sort_by_key(|i| (phase(&i.key), i.key.clone()));
     Ok(items)
 }
 
 /// A tag as read now, to be copied as it is (None: deleted since listed).
-async fn read_tag(src: &dyn Storage, key: String) -> Result<Option<Item>, StorageError> {
-    match src.read_small(&key, SMALL_MAX).await {
+async fn read_tag(src: &dyn Storage, listed: Listed) -> Result<Option<Item>, StorageError> {
+    match src.read_small(&listed.key, SMALL_MAX).await {
         Ok(v) => {
             // The copy is written now: a tag that does not record when it
             // was pushed takes its source's time along in its content.
             let v = match layout::tag_pushed(&v) {
                 Some(_) => v,
-                None => match src.stat(&key).await? {
-                    Some(meta) => layout::tag_with_pushed(v, meta.modified),
-                    None => v,
-                },
+                None => layout::tag_with_pushed(v, listed.meta.modified),
             };
             Ok(Some(Item {
-                key,
+                key: listed.key,
                 size: v.len() as u64,
                 value: Some(v),
             }))
@@ -103,24 +102,22 @@ async fn read_tag(src: &dyn Storage, key: String) -> Result<Option<Item>, Storag
     }
 }
 
-/// The keys under `repositories/` and `auth/`: nothing else at the store's
-/// root is the registry's (see `layout::is_copied`).
-async fn keys_but_blobs(src: &dyn Storage) -> Result<Vec<String>, StorageError> {
-    let mut keys = Vec::new();
-    for top in [layout::REPOSITORIES, layout::AUTH] {
-        walk(src, top, &mut keys).await?;
-    }
-    keys.retain(|k| layout::is_copied(k));
-    Ok(keys)
+/// The objects under `repositories/` and `auth/` worth copying: nothing else
+/// at the store's root is the registry's (see `layout::is_copied`).
+async fn listed_but_blobs(src: &dyn Storage) -> Result<Vec<Listed>, StorageError> {
+    let mut listed = src.list_deep(layout::REPOSITORIES).await?;
+    listed.extend(src.list_deep(layout::AUTH).await?);
+    listed.retain(|l| layout::is_copied(&l.key));
+    Ok(listed)
 }
 
-/// Gone since the listing (a concurrent delete or gc): nothing to copy.
-async fn stat_item(src: &dyn Storage, key: String) -> Result<Option<Item>, StorageError> {
-    Ok(src.stat(&key).await?.map(|meta| Item {
-        key,
-        size: meta.size,
+/// The item copying a listed object, if it is one to copy.
+fn copied(listed: Listed) -> Option<Item> {
+    layout::is_copied(&listed.key).then_some(Item {
+        key: listed.key,
+        size: listed.meta.size,
         value: None,
-    }))
+    })
 }
 
 const BLOBS: u8 = 0;
@@ -167,17 +164,6 @@ pub async fn walk(
             }
         }
     }
-}
-
-/// `stat_item` of every key, PARALLEL_READS at a time; the keys gone since
-/// their listing are left out.
-async fn stat_items(src: &dyn Storage, keys: Vec<String>) -> Result<Vec<Item>, StorageError> {
-    let items: Vec<Option<Item>> = stream::iter(keys)
-        .map(|key| stat_item(src, key))
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect()
-        .await?;
-    Ok(items.into_iter().flatten().collect())
 }
 
 /// Copies `item` unless `dst` has it already; `dry_run` only decides (and
@@ -356,6 +342,7 @@ mod tests {
     use super::*;
     use crate::registry::digest::Algorithm;
     use crate::storage::fs::FsStorage;
+    use std::time::Duration;
 
     /// A copy is written now, so a tag that does not record when it was
     /// pushed takes its source's time along (retention's keep_last ranked
@@ -428,6 +415,43 @@ mod tests {
             assert!(planned.contains(k), "{k} missing from {planned:?}");
         }
         assert_eq!(planned.len(), mine.len(), "{planned:?}");
+    }
+
+    /// Sizes and times come with the listings: planning a migration looks
+    /// at no object one by one (on S3 each look is a round trip).
+    #[tokio::test]
+    async fn the_plan_takes_sizes_from_listings() {
+        use crate::registry::testing::{Watched, age};
+        let a = tempfile::tempdir().unwrap();
+        let src = Watched::new(FsStorage::open(a.path(), false).unwrap());
+        let mut sizes = std::collections::HashMap::new();
+        for i in 0..20u8 {
+            let bytes = Bytes::from(vec![i; 100 + i as usize]);
+            let d = Digest::of(Algorithm::Sha256, &bytes);
+            sizes.insert(layout::blob(&d), bytes.len() as u64);
+            src.put_bytes(&layout::blob(&d), bytes).await.unwrap();
+            let link = layout::revision("r", &d);
+            sizes.insert(link.clone(), 1);
+            src.put_bytes(&link, "x".into()).await.unwrap();
+        }
+        // A tag from before tags recorded their push: its file's time.
+        let d = Digest::of(Algorithm::Sha256, &[0u8; 100]);
+        let tag = layout::tag("r", "old");
+        let value = format!("{d}\napplication/vnd.oci.image.manifest.v1+json\n");
+        src.put_bytes(&tag, value.into()).await.unwrap();
+        age(&a.path().join(&tag), Duration::from_secs(86_400));
+        let plan = plan(&src).await.unwrap();
+        assert_eq!(src.stats(), 0, "a stat per object");
+        assert_eq!(plan.len(), 41);
+        for item in &plan {
+            if item.key == tag {
+                let pushed = layout::tag_pushed(item.value.as_ref().unwrap()).unwrap();
+                let ago = crate::auth::tokens::now() - pushed;
+                assert!((86_399..86_500).contains(&ago), "pushed {ago} s ago");
+            } else {
+                assert_eq!(Some(&item.size), sizes.get(&item.key), "{}", item.key);
+            }
+        }
     }
 
     /// A migration of a store that takes deletes meanwhile: what went is not
@@ -543,8 +567,13 @@ mod tests {
         for (i, size) in sizes.iter().enumerate() {
             let bytes = Bytes::from(vec![seed ^ i as u8; *size]);
             let d = Digest::of(Algorithm::Sha256, &bytes);
-            src.put_bytes(&layout::blob(&d), bytes).await.unwrap();
-            plan.push(stat_item(src, layout::blob(&d)).await.unwrap().unwrap());
+            let key = layout::blob(&d);
+            src.put_bytes(&key, bytes).await.unwrap();
+            plan.push(Item {
+                key,
+                size: *size as u64,
+                value: None,
+            });
         }
         let none: Progress = Arc::new(|_| {});
         let mut copied = 0;
