@@ -94,4 +94,10 @@ fn summary(ui: &Ui, r: &GcReport) {
         r.uploads_removed,
         r.duration_ms
     );
+    if r.leftovers_removed > 0 {
+        crate::outln!(
+            "Removed {} leftovers of interrupted writes (temp files, unfinished S3 uploads)",
+            r.leftovers_removed
+        );
+    }
 }

@@ -59,6 +59,10 @@ pub struct GcReport {
     pub blobs_removed: u64,
     pub bytes_freed: u64,
     pub uploads_removed: u64,
+    /// Leftovers of writes a killed process never finished (temp files,
+    /// unfinished S3 multipart uploads; see `Storage::sweep_abandoned`).
+    #[serde(default)]
+    pub leftovers_removed: u64,
     pub duration_ms: u64,
 }
 
@@ -330,6 +334,7 @@ impl Registry {
         }
         self.prune_found(cutoff).await?;
         report.uploads_removed = self.expire_uploads_older_than(opts.upload_ttl).await? as u64;
+        report.leftovers_removed = self.storage.sweep_abandoned().await? as u64;
         Ok(report)
     }
 
@@ -672,6 +677,28 @@ mod tests {
         assert_eq!(report.blobs_removed, 29);
         let kept = reg.storage.stat(&layout::blob(&blobs[0])).await.unwrap();
         assert!(kept.is_some());
+    }
+
+    /// A temp file a killed process left behind is removed by gc (not only
+    /// by a server's hourly housekeeping) once untouched for an hour: a
+    /// store written only by the command line is swept too.
+    #[tokio::test]
+    async fn gc_removes_what_killed_writes_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let tmp = dir.path().join("_tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        for name in ["old", "fresh"] {
+            std::fs::write(tmp.join(name), b"half a blob").unwrap();
+        }
+        age(&tmp.join("old"), Duration::from_secs(2 * 3600));
+        let report = testing::gc(&reg, true, Duration::ZERO).await.unwrap();
+        assert_eq!(report.leftovers_removed, 0, "a dry run removes nothing");
+        assert!(tmp.join("old").exists());
+        let report = gc(&reg).await.unwrap();
+        assert_eq!(report.leftovers_removed, 1);
+        assert!(!tmp.join("old").exists());
+        assert!(tmp.join("fresh").exists(), "a write may still be under way");
     }
 
     /// The API and the command line take any grace: one longer than the

@@ -91,6 +91,9 @@ impl Storage for LaxStore {
     async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
         self.0.list_deep(prefix).await
     }
+    async fn sweep_abandoned(&self) -> StorageResult<usize> {
+        self.0.sweep_abandoned().await
+    }
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.0.delete(key).await
     }
@@ -174,6 +177,9 @@ impl Storage for Watched {
         self.lists.fetch_add(1, Ordering::Relaxed);
         self.inner.list_deep(prefix).await
     }
+    async fn sweep_abandoned(&self) -> StorageResult<usize> {
+        self.inner.sweep_abandoned().await
+    }
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.inner.delete(key).await
     }
@@ -217,6 +223,9 @@ impl Storage for ReadOnlyStore {
     }
     async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
         self.0.list_deep(prefix).await
+    }
+    async fn sweep_abandoned(&self) -> StorageResult<usize> {
+        Ok(0) // nothing can be removed, as on a read-only mount
     }
     async fn delete(&self, _key: &str) -> StorageResult<()> {
         read_only()

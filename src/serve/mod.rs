@@ -110,7 +110,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
     if !read_only {
-        spawn_housekeeping(reg.clone(), fs);
+        spawn_housekeeping(reg.clone());
         jobs.start(&config);
     } else if config.schedule.gc.is_some() || config.schedule.retention.is_some() {
         tracing::warn!("read-only: the [schedule] of gc and retention is not run");
@@ -309,8 +309,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// At startup and hourly: drop upload sessions past their time to live and
-/// temp files a killed process left behind.
-fn spawn_housekeeping(reg: Arc<Registry>, fs: Option<Arc<FsStorage>>) {
+/// what writes a killed process never finished left behind.
+fn spawn_housekeeping(reg: Arc<Registry>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -320,17 +320,12 @@ fn spawn_housekeeping(reg: Arc<Registry>, fs: Option<Arc<FsStorage>>) {
                 Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
             }
-            let Some(fs) = fs.clone() else { continue };
-            // A write in progress touches its file with every batch and fails
-            // after body_timeout without data; an hour untouched is a killed
-            // process's (they were kept a day, and kill -9 during big pushes
-            // piled up gigabytes meanwhile).
-            let cleaned =
-                tokio::task::spawn_blocking(move || fs.clean_tmp(Duration::from_secs(3600))).await;
-            if let Ok(Ok(n)) = cleaned
-                && n > 0
-            {
-                tracing::info!(removed = n, "stale temp files removed");
+            match reg.storage().sweep_abandoned().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "leftovers of interrupted writes removed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing leftovers of interrupted writes failed")
+                }
             }
         }
     });

@@ -25,6 +25,10 @@ const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BATCH: usize = 512 * 1024;
 /// Directory for in-progress writes; not a storage key (keys never start with `_tmp`).
 const TMP_DIR: &str = "_tmp";
+/// A write touches its temp file with every batch and fails after the body
+/// timeout without data: an hour untouched is a killed process's (they were
+/// kept a day, and kill -9 during big pushes piled up gigabytes meanwhile).
+const TMP_ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 /// Tries of `into_place` before a concurrent prune is reported as an error:
 /// each lost race means another writer or pruner made progress.
 const PLACE_ATTEMPTS: u32 = 20;
@@ -68,28 +72,6 @@ impl FsStorage {
     fn tmp_path(&self) -> PathBuf {
         let name: u128 = rand::random();
         self.root.join(TMP_DIR).join(format!("{name:032x}"))
-    }
-
-    /// Removes temp files older than `age`: what a killed process left behind.
-    pub fn clean_tmp(&self, age: Duration) -> io::Result<usize> {
-        let mut removed = 0;
-        let now = SystemTime::now();
-        let entries = match std::fs::read_dir(self.root.join(TMP_DIR)) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-            other => other?,
-        };
-        for entry in entries {
-            let entry = entry?;
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|m| now.duration_since(m).unwrap_or_default() >= age)
-                .unwrap_or(false);
-            if old && std::fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// Streams `body` into a fresh temp file; returns its path and length.
@@ -228,6 +210,29 @@ fn not_found(key: &str, e: io::Error) -> StorageError {
     } else {
         StorageError::Io(e)
     }
+}
+
+/// Removes the temp files of the store at `root` older than `age`: what a
+/// killed process left behind.
+fn clean_tmp_in(root: &Path, age: Duration) -> io::Result<usize> {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    let entries = match std::fs::read_dir(root.join(TMP_DIR)) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|m| now.duration_since(m).unwrap_or_default() >= age)
+            .unwrap_or(false);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The files under `dir` (whose key is `prefix`), with their metadata, sorted
@@ -396,6 +401,14 @@ impl Storage for FsStorage {
             .await
             .map_err(io::Error::other)??;
         Ok(listed)
+    }
+
+    async fn sweep_abandoned(&self) -> Result<usize> {
+        let root = self.root.clone();
+        let removed = tokio::task::spawn_blocking(move || clean_tmp_in(&root, TMP_ABANDONED_AFTER))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(removed)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -743,20 +756,20 @@ mod tests {
         let s = FsStorage::open(dir.path(), false).unwrap();
         s.ping().await.unwrap();
         assert!(matches!(s.list("").await, Ok(v) if v.is_empty()));
-        assert_eq!(s.clean_tmp(Duration::ZERO).unwrap(), 0);
+        assert_eq!(clean_tmp_in(dir.path(), Duration::ZERO).unwrap(), 0);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         s.put_bytes("a/b", Bytes::from_static(b"x")).await.unwrap();
         assert!(dir.path().join(TMP_DIR).is_dir());
         assert_eq!(std::fs::read(dir.path().join("a/b")).unwrap(), b"x");
     }
 
-    #[test]
-    fn clean_tmp_removes_only_old_files() {
+    #[tokio::test]
+    async fn the_sweep_removes_only_old_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::open(dir.path(), false).unwrap();
         std::fs::create_dir(dir.path().join(TMP_DIR)).unwrap();
         std::fs::write(dir.path().join(TMP_DIR).join("leftover"), b"x").unwrap();
-        assert_eq!(s.clean_tmp(Duration::from_secs(3600)).unwrap(), 0);
-        assert_eq!(s.clean_tmp(Duration::ZERO).unwrap(), 1);
+        assert_eq!(s.sweep_abandoned().await.unwrap(), 0);
+        assert_eq!(clean_tmp_in(dir.path(), Duration::ZERO).unwrap(), 1);
     }
 }

@@ -175,6 +175,12 @@ pub trait Storage: Send + Sync + 'static {
     /// per directory and a stat per object cost a round trip each.
     async fn list_deep(&self, prefix: &str) -> Result<Vec<Listed>>;
 
+    /// Removes what writes a killed process never finished left behind,
+    /// once surely abandoned (each backend says when: temp files untouched
+    /// for an hour, S3's unfinished multipart uploads, billed until
+    /// aborted, a day after they started); how many.
+    async fn sweep_abandoned(&self) -> Result<usize>;
+
     /// Removes `key`. Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
 
