@@ -266,22 +266,23 @@ fn walk_files(dir: PathBuf, prefix: String) -> io::Result<Vec<Listed>> {
             } else {
                 format!("{key}/{name}")
             };
+            // The type comes with the directory entry; a stat only for files.
+            if entry.file_type()?.is_dir() {
+                pending.push((entry.path(), child));
+                continue;
+            }
             let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 Err(e) if gone(&e) => continue,
                 Err(e) => return Err(e),
             };
-            if meta.is_dir() {
-                pending.push((entry.path(), child));
-            } else {
-                out.push(Listed {
-                    key: child,
-                    meta: ObjectMeta {
-                        size: meta.len(),
-                        modified: meta.modified()?,
-                    },
-                });
-            }
+            out.push(Listed {
+                key: child,
+                meta: ObjectMeta {
+                    size: meta.len(),
+                    modified: meta.modified()?,
+                },
+            });
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
