@@ -369,17 +369,14 @@ impl Registry {
                     return Err(manifest_unknown(d));
                 }
                 let read = self.indexes_listing(name, d, &HashSet::new()).await?;
-                let tagged: Vec<(String, Bytes)> = (self.tag_objects(name).await?.into_iter())
-                    .filter(|(_, td, _)| td == d)
-                    .map(|(t, _, raw)| (t, raw))
-                    .collect();
+                let tagged = self.tags_naming(name, d).await?;
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
                 };
                 // (The tags just read, not read again.)
-                let names = tagged.iter().map(|(t, _)| t.clone()).collect();
-                self.unlink_these(name, d, subject.as_ref(), names).await?;
+                self.unlink_these(name, d, subject.as_ref(), tagged.clone())
+                    .await?;
                 self.storage.delete(&revision).await?;
                 // Again, after: a PUT of the same manifest at the same time
                 // may have tagged it between the first pass and the revision's
@@ -465,25 +462,20 @@ impl Registry {
         subject: Option<&Digest>,
         only: Option<&[String]>,
     ) -> Result<()> {
-        let doomed: Vec<String> = self
-            .tags_pointing_at(name, d)
-            .await?
-            .into_iter()
-            .filter(|t| only.is_none_or(|only| only.contains(t)))
-            .collect();
+        let mut doomed = self.tags_naming(name, d).await?;
+        doomed.retain(|(t, _)| only.is_none_or(|only| only.contains(t)));
         self.unlink_these(name, d, subject, doomed).await
     }
 
-    /// `unlink` of the tags already read: `tags`.
+    /// `unlink` of the tags already read: `tags`, with their objects.
     async fn unlink_these(
         &self,
         name: &str,
         d: &Digest,
         subject: Option<&Digest>,
-        tags: Vec<String>,
+        tags: Vec<(String, Bytes)>,
     ) -> Result<()> {
-        self.delete_keys(tags.iter().map(|t| layout::tag(name, t)).collect())
-            .await?;
+        self.untag(name, tags).await?;
         if let Some(subject) = subject {
             self.storage
                 .delete(&layout::referrer(name, subject, d))
@@ -492,16 +484,29 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes `keys`, many at once (on S3 each is a round trip), in no
-    /// particular order.
-    pub(super) async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
+    /// Removes these tags of `name`, each only while it holds the object
+    /// read (a push that moved one elsewhere since is kept, not lost), many
+    /// at once (on S3 each is a round trip).
+    pub(super) async fn untag(&self, name: &str, tags: Vec<(String, Bytes)>) -> Result<()> {
         use futures_util::{StreamExt, TryStreamExt};
-        futures_util::stream::iter(keys)
-            .map(|key| async move { self.storage.delete(&key).await })
+        futures_util::stream::iter(tags)
+            .map(|(t, raw)| async move {
+                self.storage.delete_if(&layout::tag(name, &t), &raw).await
+            })
             .buffer_unordered(super::PARALLEL_READS)
-            .try_collect::<()>()
+            .try_collect::<Vec<bool>>()
             .await?;
         Ok(())
+    }
+
+    /// The tags of `name` that name `d`, each with its object as stored.
+    pub(super) async fn tags_naming(&self, name: &str, d: &Digest) -> Result<Vec<(String, Bytes)>> {
+        let tags = self.tag_objects(name).await?;
+        Ok(tags
+            .into_iter()
+            .filter(|(_, td, _)| td == d)
+            .map(|(t, _, raw)| (t, raw))
+            .collect())
     }
 
     pub(super) async fn tags_pointing_at(&self, name: &str, d: &Digest) -> Result<Vec<String>> {
@@ -645,6 +650,53 @@ mod tests {
                 "round {round}: tag k points at {d}, whose revision is gone"
             );
             let _ = reg.manifest_delete("r", &Ref::Tag("k".into())).await;
+        }
+    }
+
+    /// A DELETE by digest of a manifest and the PUT of its tag onto
+    /// another manifest, at the same time, over and over: the tag names the
+    /// other manifest now, so it stays whatever the interleaving. Before,
+    /// the DELETE read the tags, then removed those naming its manifest,
+    /// and a PUT landing between the two was lost though answered 201.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tag_moved_while_its_old_manifest_is_deleted_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(registry(dir.path()));
+        let config = push_blob(&reg, "r", b"{}").await;
+        let image = |annotation: &str| {
+            Bytes::from(format!(
+                r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[],"annotations":{{"a":"{annotation}"}}}}"#,
+                ct = manifest::OCI_MANIFEST
+            ))
+        };
+        let (old, new) = (image("old"), image("new"));
+        let (o, n) = (
+            Digest::of(Algorithm::Sha256, &old),
+            Digest::of(Algorithm::Sha256, &new),
+        );
+        for round in 0..500 {
+            reg.manifest_put("r", &Ref::Tag("k".into()), None, old.clone(), &[])
+                .await
+                .unwrap();
+            let put = {
+                let (reg, new) = (reg.clone(), new.clone());
+                tokio::spawn(async move {
+                    reg.manifest_put("r", &Ref::Tag("k".into()), None, new, &[])
+                        .await
+                })
+            };
+            let del = {
+                let (reg, o) = (reg.clone(), o.clone());
+                tokio::spawn(async move { reg.manifest_delete("r", &Ref::Digest(o)).await })
+            };
+            put.await.unwrap().unwrap();
+            del.await.unwrap().unwrap();
+            let now = reg.manifest_resolve("r", &Ref::Tag("k".into())).await;
+            assert_eq!(
+                now.map(|(d, _)| d).ok(),
+                Some(n.clone()),
+                "round {round}: k was moved onto {n}, and is lost"
+            );
         }
     }
 

@@ -30,9 +30,8 @@ use super::digest::Digest;
 use super::error::{Code, RegistryError, Result};
 use super::images::ImageRow;
 use super::manifest::{self, Reference};
-use super::manifests::Ref;
 use super::refglob::RefGlob;
-use crate::storage::layout;
+use crate::storage::{StorageError, layout};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -206,14 +205,19 @@ impl Registry {
                 let Ok(judged) = r.digest.parse::<Digest>() else {
                     return Ok(None);
                 };
-                match self.manifest_resolve(repo, &Ref::Tag(r.tag.clone())).await {
-                    Ok((now, _)) if now == judged => {}
-                    Ok(_) => return Ok(None),
-                    Err(e) if e.code == Code::ManifestUnknown => return Ok(None),
-                    Err(e) => return Err(e),
+                // Only while it names what was judged: a push that moves it
+                // (or pushes it again) since is kept, not lost.
+                let key = layout::tag(repo, &r.tag);
+                let raw = match self.storage.read_small(&key, 4096).await {
+                    Ok(raw) => raw,
+                    Err(StorageError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                if layout::tag_target(&raw).is_none_or(|(now, _)| now != judged) {
+                    return Ok(None);
                 }
-                self.storage.delete(&layout::tag(repo, &r.tag)).await?;
-                Ok(Some(r))
+                let removed = self.storage.delete_if(&key, &raw).await?;
+                Ok::<_, RegistryError>(removed.then_some(r))
             })
             .buffered(super::PARALLEL_READS)
             .try_collect()
@@ -252,9 +256,7 @@ impl Registry {
                 // Its bytes or a blob it needs went for good (a gc ran
                 // meanwhile): its tags go, as they cannot be pulled.
                 Err(e) if matches!(e.code, Code::ManifestUnknown | Code::ManifestBlobUnknown) => {
-                    let tags = self.tags_pointing_at(repo, d).await?;
-                    self.delete_keys(tags.iter().map(|t| layout::tag(repo, t)).collect())
-                        .await?;
+                    self.untag(repo, self.tags_naming(repo, d).await?).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -502,6 +504,7 @@ mod tests {
 
     mod applied {
         use super::super::*;
+        use crate::registry::manifests::Ref;
         use crate::registry::testing::{push_blob, registry};
         use bytes::Bytes;
 
@@ -648,6 +651,47 @@ mod tests {
                 reg.manifest_delete(R, &Ref::Tag("v1".into()))
                     .await
                     .unwrap();
+            }
+        }
+
+        /// A `dev-*` tag pushed again (a new build) while retention removes
+        /// it for its old build: whatever the interleaving, the new push
+        /// stays. Before, retention looked at the tag, then removed it, and
+        /// a push landing between the two was lost though answered 201.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_tag_pushed_again_while_retention_removes_it_stays() {
+            let dir = tempfile::tempdir().unwrap();
+            let reg = std::sync::Arc::new(registry(dir.path()));
+            let old = image(&reg, Some("dev-1"), b"old build", None).await;
+            let new = image(&reg, None, b"new build", None).await;
+            let (old_body, new_body) = (
+                reg.manifest_bytes(&old).await.unwrap(),
+                reg.manifest_bytes(&new).await.unwrap(),
+            );
+            for round in 0..500 {
+                let old_json = serde_json::from_slice(&old_body).unwrap();
+                put(&reg, Some("dev-1"), old_json).await;
+                let retention = {
+                    let (reg, old) = (reg.clone(), old.clone());
+                    tokio::spawn(
+                        async move { reg.apply(vec![removal("dev-1", &old)], false).await },
+                    )
+                };
+                let push = {
+                    let (reg, body) = (reg.clone(), new_body.clone());
+                    tokio::spawn(async move {
+                        reg.manifest_put(R, &Ref::Tag("dev-1".into()), None, body, &[])
+                            .await
+                    })
+                };
+                retention.await.unwrap().unwrap();
+                push.await.unwrap().unwrap();
+                let now = reg.manifest_resolve(R, &Ref::Tag("dev-1".into())).await;
+                assert_eq!(
+                    now.map(|(d, _)| d).ok(),
+                    Some(new.clone()),
+                    "round {round}: the new build's dev-1 is lost"
+                );
             }
         }
 

@@ -97,6 +97,10 @@ impl Storage for LaxStore {
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.0.delete(key).await
     }
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> StorageResult<bool> {
+        jitter().await;
+        self.0.delete_if(key, expected).await
+    }
     async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
         self.0.delete_prefix(prefix).await
     }
@@ -183,6 +187,9 @@ impl Storage for Watched {
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.inner.delete(key).await
     }
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> StorageResult<bool> {
+        self.inner.delete_if(key, expected).await
+    }
     async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
         self.inner.delete_prefix(prefix).await
     }
@@ -228,6 +235,9 @@ impl Storage for ReadOnlyStore {
         Ok(0) // nothing can be removed, as on a read-only mount
     }
     async fn delete(&self, _key: &str) -> StorageResult<()> {
+        read_only()
+    }
+    async fn delete_if(&self, _key: &str, _expected: &Bytes) -> StorageResult<bool> {
         read_only()
     }
     async fn delete_prefix(&self, _prefix: &str) -> StorageResult<()> {

@@ -423,6 +423,43 @@ impl Storage for FsStorage {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> Result<bool> {
+        let path = self.path(key)?;
+        // Taken aside in one step (a rename): a write landing from here on
+        // lands anew, beside what is judged.
+        let aside = self.tmp_path();
+        let taken = match tokio::fs::rename(&path, &aside).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if !tokio::fs::try_exists(&path).await? {
+                    return Ok(false); // gone already
+                }
+                tokio::fs::create_dir_all(self.root.join(TMP_DIR)).await?;
+                tokio::fs::rename(&path, &aside).await
+            }
+            other => other,
+        };
+        match taken {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let held = tokio::fs::read(&aside).await?;
+        if held == expected.as_ref() {
+            let _ = tokio::fs::remove_file(&aside).await;
+            self.prune_empty_dirs(path.parent());
+            return Ok(true);
+        }
+        // Written since it was read: it goes back, unless a newer write has
+        // taken its place meanwhile.
+        let back = Self::into_place(&path, || tokio::fs::hard_link(&aside, &path)).await;
+        let _ = tokio::fs::remove_file(&aside).await;
+        match back {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let path = self.path(prefix.trim_end_matches('/'))?;
         // A writer adding a file meanwhile makes remove_dir_all fail with

@@ -184,6 +184,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes `key`. Deleting an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Removes `key` only while it holds `expected` (a small object read
+    /// just before): a write that lands in between is kept, not lost. Says
+    /// whether it removed it. Where a backend cannot make the check and the
+    /// removal one step (an S3-compatible server that refuses `If-Match` on
+    /// DELETE), it checks just before.
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> Result<bool>;
+
     /// Removes every object under `prefix`.
     async fn delete_prefix(&self, prefix: &str) -> Result<()>;
 

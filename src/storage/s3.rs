@@ -1234,6 +1234,60 @@ impl Storage for S3Storage {
         }
     }
 
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> Result<bool> {
+        check_key(key)?;
+        let k = self.key(key);
+        let held = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&k)
+            .send()
+            .await
+        {
+            Ok(held) => held,
+            Err(e) if status(&e) == Some(404) => return Ok(false),
+            Err(e) => return Err(io_error("GetObject", &k, e)),
+        };
+        if held.content_length() != i64::try_from(expected.len()).ok() {
+            return Ok(false);
+        }
+        let etag = held.e_tag().map(str::to_string);
+        let bytes = held
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(format!("S3 GetObject {k}: {e}"))))?
+            .into_bytes();
+        if bytes != *expected {
+            return Ok(false);
+        }
+        let Some(etag) = etag else {
+            self.delete(key).await?;
+            return Ok(true);
+        };
+        // S3 deletes only the version read (If-Match, since 2025); a
+        // server without conditional deletes refuses the header (501) or
+        // ignores it, and then the look above was the check.
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&k)
+            .if_match(etag)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status(&e), Some(412 | 404)) => Ok(false),
+            Err(e) if status(&e) == Some(501) => {
+                self.delete(key).await?;
+                Ok(true)
+            }
+            Err(e) => Err(io_error("DeleteObject", &k, e)),
+        }
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         check_key(prefix)?;
         let base = format!("{}/", self.key(prefix));

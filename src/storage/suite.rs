@@ -40,6 +40,7 @@ pub async fn run_all(s: Arc<dyn Storage>) {
     ranges(s).await;
     listing(s).await;
     deep_listing(s).await;
+    conditional_delete(s).await;
     delete_and_rename(s).await;
     keys_are_checked(s).await;
     s.ping().await.expect("ping");
@@ -210,6 +211,24 @@ async fn deep_listing(s: &dyn Storage) {
         s.delete(k).await.unwrap();
     }
     assert!(s.list_deep("dl").await.unwrap().is_empty());
+}
+
+async fn conditional_delete(s: &dyn Storage) {
+    let (v1, v2) = (
+        Bytes::from_static(b"sha256:1\n"),
+        Bytes::from_static(b"sha256:2\n"),
+    );
+    s.put_bytes("cd/tag", v1.clone()).await.unwrap();
+    // Written again since it was read: kept, as written.
+    assert!(!s.delete_if("cd/tag", &v2).await.unwrap());
+    assert_eq!(read_all(s, "cd/tag", None).await, v1.to_vec());
+    let longer = Bytes::from_static(b"sha256:1\nmore");
+    assert!(!s.delete_if("cd/tag", &longer).await.unwrap());
+    assert!(s.delete_if("cd/tag", &v1).await.unwrap());
+    assert!(s.stat("cd/tag").await.unwrap().is_none());
+    assert!(!s.delete_if("cd/tag", &v1).await.unwrap(), "gone already");
+    assert!(!s.delete_if("cd/never", &v1).await.unwrap());
+    assert!(s.list_deep("cd").await.unwrap().is_empty());
 }
 
 async fn delete_and_rename(s: &dyn Storage) {
