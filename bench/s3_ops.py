@@ -15,7 +15,9 @@ names. Then, per build given (alternating, fresh prefixes each round):
   usage    GET /api/v1/usage of a nora serving it
   backup   nora backup --from s3://bench/<run>
   restore  nora restore of that archive --to s3://bench/<run>-restored
-Prints a markdown table: median seconds per build, and the ratio to the first.
+Prints markdown tables: median seconds per build and the ratio to the first, and
+how many requests each step sent to S3 (what a real S3 bills, and what its
+round trips cost, whichever server stands in for it here).
 
 --server moto runs moto_server instead (in memory; it answers one request at
 a time). The two servers differ where real S3 does not: s3s-fs walks the
@@ -64,11 +66,15 @@ class Conn:
         self.answered = True
 
 
+REQUESTS = [0]  # requests the proxy has passed on, all servers
+
+
 async def pipe(reader, writer, conn, to_server):
     try:
         while data := await reader.read(1 << 16):
             if to_server and conn.answered:
                 conn.answered = False
+                REQUESTS[0] += 1
                 await asyncio.sleep(DELAY)
             elif not to_server:
                 conn.answered = True
@@ -186,17 +192,27 @@ def one_round(nora, run_id, data, proxy):
                NORA_LOG_LEVEL="warn", NO_COLOR="1")
     on_s3 = dict(env, NORA_STORAGE_MODE="s3", NORA_S3_PREFIX=run_id)
     archive = f"{WORK}/{run_id}.tar.gz"
-    got = {}
+    got, requests, mark = {}, {}, [REQUESTS[0]]
+
+    def counted(step):
+        requests[step] = REQUESTS[0] - mark[0]
+        mark[0] = REQUESTS[0]
+
     got["migrate"] = run([nora, "migrate", "--from", data, "--to", f"s3://{BUCKET}/{run_id}",
                           "--output", "json"], env)
+    counted("migrate")
     got["gc"] = run([nora, "gc", "--dry-run", "--grace", "0s", "--output", "json"], on_s3)
+    counted("gc")
     got["usage"], usage = usage_time(nora, on_s3)
+    counted("usage")
     got["backup"] = run([nora, "backup", "--from", f"s3://{BUCKET}/{run_id}",
                          "--file", archive, "--output", "json"], env)
+    counted("backup")
     got["restore"] = run([nora, "restore", "--input", archive, "--to",
                           f"s3://{BUCKET}/{run_id}-restored", "--yes"], env)
+    counted("restore")
     os.remove(archive)
-    return got, usage
+    return got, requests, usage
 
 
 def start_server(kind, root):
@@ -232,20 +248,22 @@ def main():
     data = f"{WORK}/data"
     build_store(a.nora[0], data)
     times = {n: {s: [] for s in STEPS} for n in a.nora}
+    asked = {n: {} for n in a.nora}
     for r in range(a.rounds):
         for i, nora in enumerate(a.nora):
             # A fresh server each time: both servers slow down as the bucket grows.
             server, proxy = start_server(a.server, f"{WORK}/s3")
             try:
-                got, usage = one_round(nora, f"r{r}-b{i}", data, proxy)
+                got, requests, usage = one_round(nora, f"r{r}-b{i}", data, proxy)
             finally:
                 server.terminate()
                 server.wait()
             print(f"round {r + 1}, {nora}: " +
-                  ", ".join(f"{s} {got[s]:.2f} s" for s in STEPS) +
+                  ", ".join(f"{s} {got[s]:.2f} s ({requests[s]} requests)" for s in STEPS) +
                   f" (usage: {usage.get('blobs')} blobs)", file=sys.stderr)
             for s in STEPS:
                 times[nora][s].append(got[s])
+                asked[nora][s] = requests[s]
     first = a.nora[0]
     print(f"\n{IMAGES} images, {GARBAGE} unreferenced blobs, S3 ({a.server}) behind "
           f"{DELAY * 1000:.0f} ms a request, median of {a.rounds} round(s), seconds; "
@@ -256,6 +274,11 @@ def main():
         med = [statistics.median(times[n][s]) for n in a.nora]
         ratios = [f" {m / med[0]:.2f} |" for m in med[1:]]
         print(f"| {s} | " + " | ".join(f"{m:.2f}" for m in med) + " |" + "".join(ratios))
+    print("\nRequests to S3 (last round):\n")
+    print("| step | " + " | ".join(a.nora) + " |")
+    print("|---" * (1 + len(a.nora)) + "|")
+    for s in STEPS:
+        print(f"| {s} | " + " | ".join(f"{asked[n][s]:,}" for n in a.nora) + " |")
 
 
 if __name__ == "__main__":
