@@ -453,7 +453,7 @@ impl Registry {
             let shards = self.blob_shards(alg).await?;
             let total = shards.len() as u64;
             let mut shards = stream::iter(shards)
-                .map(|shard| self.unreferenced_in_shard(shard, marked, &found, cutoff))
+                .map(|shard| self.unreferenced_in_shard(alg, shard, marked, &found, cutoff))
                 .buffered(super::PARALLEL_READS);
             let mut done = 0;
             while let Some(found) = shards.next().await {
@@ -470,6 +470,7 @@ impl Registry {
     /// `unreferenced_blobs` of one shard directory (`blobs/<alg>/<xx>`).
     async fn unreferenced_in_shard(
         &self,
+        alg: Algorithm,
         shard: String,
         marked: &HashSet<Digest>,
         found: &HashSet<Digest>,
@@ -477,12 +478,18 @@ impl Registry {
     ) -> Result<(Vec<Candidate>, u64)> {
         let mut out = Vec::new();
         let mut scanned = 0;
-        for (d, meta) in self.blobs_in_shard(&shard).await? {
+        // Names only, and a look at the few no manifest references: on S3
+        // a listing without a delimiter (`blobs_in_shard`) saves those looks
+        // but costs some servers a walk of the whole bucket (s3s-fs: gc 3x
+        // slower on a store of 3,300 blobs).
+        for d in self.digests_in_shard(alg, &shard).await? {
             scanned += 1;
             if marked.contains(&d) || found.contains(&d) {
                 continue;
             }
-            if meta.modified < cutoff {
+            if let Some(meta) = self.storage.stat(&layout::blob(&d)).await?
+                && meta.modified < cutoff
+            {
                 out.push(Candidate {
                     digest: d,
                     size: meta.size,
@@ -529,8 +536,21 @@ impl Registry {
             .collect())
     }
 
-    /// The blobs in one shard directory (`blobs/<alg>/<xx>`), with their
-    /// sizes and times: one listing, however many blobs it holds.
+    /// The blobs in one shard directory (`blobs/<alg>/<xx>`).
+    async fn digests_in_shard(&self, alg: Algorithm, shard: &str) -> Result<Vec<Digest>> {
+        let listed = self.storage.list(shard).await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Prefix(hex) => format!("{alg}:{hex}").parse().ok(),
+                Entry::Object(_) => None,
+            })
+            .collect())
+    }
+
+    /// The blobs in one shard directory, with their sizes and times: one
+    /// listing, however many blobs it holds, where a look at each would
+    /// cost a round trip on S3.
     async fn blobs_in_shard(&self, shard: &str) -> Result<Vec<(Digest, ObjectMeta)>> {
         let listed = self.storage.list_deep(shard).await?;
         Ok(listed
@@ -640,11 +660,12 @@ mod tests {
         );
     }
 
-    /// Sizes and times come with each shard's listing, and the found-blob
-    /// markers with one listing: gc's scan and the usage totals look at no
-    /// blob one by one (on S3 each look is a round trip).
+    /// The usage totals take sizes from each shard's listing, and gc's scan
+    /// the found-blob markers from one listing: the totals look at no blob
+    /// one by one, gc only at those no manifest references (on S3 each
+    /// look is a round trip).
     #[tokio::test]
-    async fn the_scan_and_the_totals_take_sizes_from_listings() {
+    async fn the_totals_and_the_scan_look_at_few_blobs_one_by_one() {
         use crate::registry::testing::Watched;
         use crate::storage::fs::FsStorage;
         let dir = tempfile::tempdir().unwrap();
@@ -666,11 +687,12 @@ mod tests {
         let found = layout::gc_used(&blobs[0]);
         reg.storage.put_bytes(&found, "".into()).await.unwrap();
         assert_eq!(reg.blob_totals().await.unwrap(), (30, (10..40).sum()));
+        assert_eq!(watched.stats(), 0, "usage: a stat per blob");
         let report = testing::gc(&reg, true, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!((report.blobs_scanned, report.blobs_removed), (30, 29));
-        assert_eq!(watched.stats(), 0, "a stat per blob");
+        assert_eq!(watched.stats(), 29, "gc: the unreferenced, not found");
         let report = testing::gc(&reg, false, Duration::from_secs(60))
             .await
             .unwrap();
