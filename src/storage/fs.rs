@@ -443,14 +443,15 @@ impl Storage for FsStorage {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        let held = tokio::fs::read(&aside).await?;
-        if held == expected.as_ref() {
+        let same_size = tokio::fs::metadata(&aside).await?.len() == expected.len() as u64;
+        if same_size && tokio::fs::read(&aside).await? == expected.as_ref() {
             let _ = tokio::fs::remove_file(&aside).await;
             self.prune_empty_dirs(path.parent());
             return Ok(true);
         }
         // Written since it was read: it goes back, unless a newer write has
-        // taken its place meanwhile.
+        // taken its place meanwhile. (The sweep of old temp files spares
+        // it: it was written moments ago.)
         let back = Self::into_place(&path, || tokio::fs::hard_link(&aside, &path)).await;
         let _ = tokio::fs::remove_file(&aside).await;
         match back {
