@@ -84,13 +84,7 @@ impl S3Storage {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        let prefix = prefix.trim_end_matches('/');
-        let base = if prefix.is_empty() {
-            self.prefix.clone()
-        } else {
-            check_key(prefix)?;
-            format!("{}/", self.key(prefix))
-        };
+        let base = self.listing_base(prefix)?;
         let mut request = self
             .client
             .list_objects_v2()
@@ -139,15 +133,20 @@ impl S3Storage {
         Ok(out)
     }
 
+    /// The S3 prefix that lists what is under the storage prefix `prefix`
+    /// (a trailing `/` or none: the same).
+    fn listing_base(&self, prefix: &str) -> Result<String> {
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() {
+            return Ok(self.prefix.clone());
+        }
+        check_key(prefix)?;
+        Ok(format!("{}/", self.key(prefix)))
+    }
+
     /// `list_deep`: one listing without a delimiter, 1,000 keys a page.
     async fn list_all(&self, prefix: &str) -> Result<Vec<Listed>> {
-        let prefix = prefix.trim_end_matches('/');
-        let base = if prefix.is_empty() {
-            self.prefix.clone()
-        } else {
-            check_key(prefix)?;
-            format!("{}/", self.key(prefix))
-        };
+        let base = self.listing_base(prefix)?;
         let mut out = Vec::new();
         let request = self
             .client
