@@ -19,6 +19,8 @@ Needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary) and boto3.
 """
 import argparse, hashlib, http.client, os, shutil, socket, statistics, subprocess, sys, threading, time
 
+from ports import free_port, wait_port
+
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -28,25 +30,6 @@ BIG = int(os.environ.get("BENCH_BIG", "256"))
 HUGE = int(os.environ.get("BENCH_HUGE", "1024"))
 PARALLEL = int(os.environ.get("BENCH_PARALLEL", "8"))
 AK, SK = "bench-access", "bench-secret-key"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, secs=30):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
 
 
 def make_file(path, mib):

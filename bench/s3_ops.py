@@ -32,31 +32,14 @@ Needs s3s-fs (cargo install s3s-fs@0.14.1 --features binary), or moto[server].
 import argparse, asyncio, hashlib, http.client, json, os, shutil, socket, statistics
 import subprocess, sys, threading, time
 
+from ports import free_port, wait_port
+
 WORK = os.environ.get("BENCH_WORK", "/tmp/nora-s3-ops")
 IMAGES = int(os.environ.get("BENCH_IMAGES", "1000"))
 GARBAGE = int(os.environ.get("BENCH_GARBAGE", "300"))
 DELAY = int(os.environ.get("BENCH_DELAY_MS", "15")) / 1000.0
 AK, SK, BUCKET = "bench-access", "bench-secret-key", "bench"
 STEPS = ["migrate", "gc", "usage", "backup", "restore"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, secs=30):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
 
 
 class Conn:
