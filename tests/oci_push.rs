@@ -487,7 +487,10 @@ async fn a_body_that_stalls_is_dropped_after_the_body_timeout() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let tmp = std::fs::read_dir(dir.path().join("_tmp")).unwrap().count();
+    let tmp = std::fs::read_dir(dir.path().join("_tmp"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "lock")
+        .count();
     assert_eq!(tmp, 0, "the stalled body's temp file was removed");
     let r = c.http.get(&loc).send().await.unwrap();
     assert_eq!(r.status(), 204);

@@ -3,7 +3,9 @@
 //! Atomicity comes from POSIX rename: every put writes a temp file under
 //! `<root>/_tmp/` (same filesystem, so rename is atomic), flushes it, then
 //! renames it into place. `put_if_absent` uses `link(2)`, which fails when the
-//! target exists, so two concurrent writers cannot both win.
+//! target exists, so two concurrent writers cannot both win. Replacing renames
+//! and conditional deletes hold one lock file (`flock(2)`, shared by every
+//! process on the store), so a delete removes only the bytes it judged.
 
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,9 @@ const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BATCH: usize = 512 * 1024;
 /// Directory for in-progress writes; not a storage key (keys never start with `_tmp`).
 const TMP_DIR: &str = "_tmp";
+/// Under `TMP_DIR`, the lock of `lock_replacements` (temp files have names of
+/// 32 hex digits, and the sweep spares it).
+const LOCK_FILE: &str = "lock";
 /// A write touches its temp file with every batch and fails after the body
 /// timeout without data: an hour untouched is a killed process's (they were
 /// kept a day, and kill -9 during big pushes piled up gigabytes meanwhile).
@@ -144,6 +149,43 @@ impl FsStorage {
             dir = d.parent();
         }
     }
+
+    /// Renames `from` to `to`, replacing it, under `lock_replacements`.
+    async fn replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (root, from, to) = (self.root.clone(), from.to_path_buf(), to.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let _held = lock_replacements(&root)?;
+            std::fs::rename(&from, &to)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+/// Takes the lock that every replacement of an object and every conditional
+/// delete hold while they act, in every process using the store (a server,
+/// the command line): a delete that judged an object's bytes removes those
+/// bytes, never a replacement landed meanwhile. Released when the returned
+/// file is dropped, or by the kernel when its holder dies, so a killed
+/// process leaves no lock behind. Held for one rename or one small read.
+fn lock_replacements(root: &Path) -> io::Result<std::fs::File> {
+    let path = root.join(TMP_DIR).join(LOCK_FILE);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    };
+    let file = match open() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(root.join(TMP_DIR))?;
+            open()?
+        }
+        other => other?,
+    };
+    file.lock()?;
+    Ok(file)
 }
 
 /// Writes the chunks of `body` as they arrived (no copy into a buffer), a
@@ -223,6 +265,9 @@ fn clean_tmp_in(root: &Path, age: Duration) -> io::Result<usize> {
     };
     for entry in entries {
         let entry = entry?;
+        if entry.file_name() == LOCK_FILE {
+            continue; // removed while held, the next taker would lock another file
+        }
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
@@ -294,7 +339,7 @@ impl Storage for FsStorage {
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64> {
         let target = self.path(key)?;
         let (tmp, written) = self.write_tmp(body).await?;
-        let result = Self::into_place(&target, || tokio::fs::rename(&tmp, &target)).await;
+        let result = Self::into_place(&target, || self.replace(&tmp, &target)).await;
         if let Err(e) = result {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e.into());
@@ -425,40 +470,41 @@ impl Storage for FsStorage {
 
     async fn delete_if(&self, key: &str, expected: &Bytes) -> Result<bool> {
         let path = self.path(key)?;
-        // Taken aside in one step (a rename): a write landing from here on
-        // lands anew, beside what is judged.
-        let aside = self.tmp_path();
-        let taken = match tokio::fs::rename(&path, &aside).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                if !tokio::fs::try_exists(&path).await? {
-                    return Ok(false); // gone already
-                }
-                tokio::fs::create_dir_all(self.root.join(TMP_DIR)).await?;
-                tokio::fs::rename(&path, &aside).await
+        let (root, at, key, expected) = (
+            self.root.clone(),
+            path.clone(),
+            key.to_string(),
+            expected.clone(),
+        );
+        // Judged and removed under the lock that replacements take: the
+        // object stays in place throughout (a reader never misses it), and a
+        // kill at any moment leaves it either whole or removed.
+        let removed = tokio::task::spawn_blocking(move || -> Result<bool> {
+            let _held = lock_replacements(&root)?;
+            let (mut file, size) = match open_object(&at, &key) {
+                Err(StorageError::NotFound(_)) => return Ok(false),
+                other => other?,
+            };
+            if size != expected.len() as u64 {
+                return Ok(false);
             }
-            other => other,
-        };
-        match taken {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
-        let same_size = tokio::fs::metadata(&aside).await?.len() == expected.len() as u64;
-        if same_size && tokio::fs::read(&aside).await? == expected.as_ref() {
-            let _ = tokio::fs::remove_file(&aside).await;
+            let mut held = Vec::with_capacity(expected.len());
+            file.read_to_end(&mut held)?;
+            if held != expected.as_ref() {
+                return Ok(false);
+            }
+            match std::fs::remove_file(&at) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if removed {
             self.prune_empty_dirs(path.parent());
-            return Ok(true);
         }
-        // Written since it was read: it goes back, unless a newer write has
-        // taken its place meanwhile. (The sweep of old temp files spares
-        // it: it was written moments ago.)
-        let back = Self::into_place(&path, || tokio::fs::hard_link(&aside, &path)).await;
-        let _ = tokio::fs::remove_file(&aside).await;
-        match back {
-            Ok(()) => Ok(false),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(removed)
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
@@ -484,7 +530,7 @@ impl Storage for FsStorage {
         if !tokio::fs::try_exists(&src).await? {
             return Err(StorageError::NotFound(from.to_string()));
         }
-        match Self::into_place(&dst, || tokio::fs::rename(&src, &dst)).await {
+        match Self::into_place(&dst, || self.replace(&src, &dst)).await {
             Ok(()) => {}
             // Moved or deleted by someone else meanwhile.
             Err(e) if e.kind() == ErrorKind::NotFound && !src.exists() => {
@@ -810,5 +856,66 @@ mod tests {
         std::fs::write(dir.path().join(TMP_DIR).join("leftover"), b"x").unwrap();
         assert_eq!(s.sweep_abandoned().await.unwrap(), 0);
         assert_eq!(clean_tmp_in(dir.path(), Duration::ZERO).unwrap(), 1);
+        s.put_bytes("k", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(clean_tmp_in(dir.path(), Duration::ZERO).unwrap(), 0);
+        assert!(dir.path().join(TMP_DIR).join(LOCK_FILE).exists());
+    }
+
+    /// Another process replacing the object holds the lock: the delete
+    /// waits for it, then judges the new bytes and keeps them.
+    #[tokio::test]
+    async fn a_conditional_delete_waits_for_a_replacement_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsStorage::open(dir.path(), false).unwrap());
+        let old = Bytes::from_static(b"sha256:old");
+        s.put_bytes("tag", old.clone()).await.unwrap();
+        let held = lock_replacements(dir.path()).unwrap();
+        let deleting = tokio::spawn({
+            let s = s.clone();
+            async move { s.delete_if("tag", &old).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!deleting.is_finished(), "the delete did not wait");
+        let new = dir.path().join(TMP_DIR).join("new");
+        std::fs::write(&new, b"sha256:new").unwrap();
+        std::fs::rename(&new, dir.path().join("tag")).unwrap();
+        drop(held);
+        assert!(!deleting.await.unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join("tag")).unwrap(),
+            b"sha256:new"
+        );
+    }
+
+    /// An object a conditional delete judges and keeps is there for every
+    /// read meanwhile (it used to be moved aside for the look: a GET of the
+    /// tag could answer 404).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_judged_and_kept_never_goes_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(FsStorage::open(dir.path(), false).unwrap());
+        s.put_bytes("tag", Bytes::from_static(b"sha256:new"))
+            .await
+            .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = tokio::spawn({
+            let (s, stop) = (s.clone(), stop.clone());
+            async move {
+                let mut missed = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if s.read_small("tag", 64).await.is_err() {
+                        missed += 1;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                missed
+            }
+        });
+        let stale = Bytes::from_static(b"sha256:old");
+        for _ in 0..2000 {
+            assert!(!s.delete_if("tag", &stale).await.unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(reader.await.unwrap(), 0, "reads missed the object");
     }
 }

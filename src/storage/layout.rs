@@ -95,6 +95,9 @@
 //! _tmp/<random>          (filesystem backend only; not a key)
 //!     A write in progress, renamed (or hard-linked) to its key when whole.
 //!     `nora serve` removes those untouched for an hour: a killed process's.
+//! _tmp/lock              (filesystem backend only; not a key)
+//!     Empty; flock(2)-ed by every rename that replaces an object and by
+//!     every conditional delete (of a tag), in all processes on the store.
 //! ```
 //!
 //! On S3 (storage/s3.rs) every key above is an object key under the
