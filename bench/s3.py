@@ -151,7 +151,7 @@ def main():
         hw = timed(lambda: nora_push(nport, "bench/huge", huge, hd))
         peak = vm(nora.pid, "VmHWM")
         # Many pulls at once, on a fresh process: read-ahead memory is shared
-        # (storage/s3.rs SPARE_PARTS), so this stays bounded.
+        # (storage/s3/mod.rs SPARE_PARTS), so this stays bounded.
         nora.terminate(); nora.wait()
         nora = subprocess.Popen([a.nora, "serve"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)

@@ -100,7 +100,7 @@
 //!     every conditional delete (of a tag), in all processes on the store.
 //! ```
 //!
-//! On S3 (storage/s3.rs) every key above is an object key under the
+//! On S3 (storage/s3/) every key above is an object key under the
 //! configured prefix, `<prefix>/<key>`, and the same rules hold: an object
 //! appears whole or not at all (PutObject, or CompleteMultipartUpload for
 //! anything over one 8 MiB part). A chunked OCI upload (POST, PATCH…, PUT)

@@ -11,8 +11,6 @@ pub mod fs;
 pub mod layout;
 pub mod s3;
 #[cfg(test)]
-mod s3_faults;
-#[cfg(test)]
 pub mod suite;
 pub mod transfer;
 

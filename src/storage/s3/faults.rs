@@ -10,11 +10,11 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::s3::S3Storage;
-use super::{Storage, StorageError, once, unique_claim};
+use super::S3Storage;
 use crate::config;
+use crate::storage::{Storage, StorageError, once, unique_claim};
 
-use super::s3::test_server::{ACCESS_KEY, BUCKET, Kind, S3Server, SECRET_KEY};
+use super::test_server::{ACCESS_KEY, BUCKET, Kind, S3Server, SECRET_KEY};
 
 /// Cuts to make, in turn: how many more answer bytes go through (on
 /// whichever connection carries them) before that connection is closed.
