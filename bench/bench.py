@@ -26,8 +26,10 @@ Env: BENCH_BIG (MiB, 256), BENCH_MULTI (layers, 20), BENCH_WRK_SECONDS (10),
      BENCH_HUGE (MiB, 1024), BENCH_PAIRS (6), BENCH_WORK (scratch dir,
      /tmp/nora-bench).
 """
-import argparse, gzip, hashlib, http.client, io, json, os, re, shutil, signal, socket
+import argparse, gzip, hashlib, http.client, io, json, os, re, shutil, signal
 import ssl, statistics, subprocess, sys, tarfile, time
+
+from ports import free_port
 
 WORK = os.environ.get("BENCH_WORK", "/tmp/nora-bench")
 BIG_MIB = int(os.environ.get("BENCH_BIG", "256"))
@@ -112,9 +114,6 @@ def image_layers(path):
 
 
 # ---------------------------------------------------------------- the server
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 class Server:

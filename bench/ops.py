@@ -10,8 +10,7 @@ Needs python3 and wrk. Prints a markdown table; --json FILE writes the figures.
 """
 import argparse, hashlib, http.client, json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from ports import free_port
 
 class Registry:
     def __init__(self, port):

@@ -12,7 +12,9 @@ ratio nora / distribution (lower is better).
 Usage: bench/scale.py [--nora PATH] [--peer /usr/bin/docker-registry]
                       [--repos 3000] [--tags 5000]
 """
-import argparse, hashlib, http.client, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.parse
+import argparse, hashlib, http.client, json, os, shutil, subprocess, sys, tempfile, time, urllib.parse
+
+from ports import free_port
 
 MT = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
@@ -22,9 +24,6 @@ MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": MT,
                "digest": CONFIG_DIGEST, "size": len(CONFIG)},
     "layers": []}).encode()
 
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 class Conn:
