@@ -65,26 +65,11 @@ fn ls(pattern: Option<&str>, ui: &Ui) -> CmdResult {
         return Ok(());
     }
     let wide = ui.global.output == Output::Wide;
-    let mut table = if wide {
-        Table::new(vec![
-            "REPOSITORY",
-            "TAG",
-            "DIGEST",
-            "SIZE",
-            "PLATFORMS",
-            "PUSHED",
-            "MEDIA TYPE",
-        ])
-    } else {
-        Table::new(vec![
-            "REPOSITORY",
-            "TAG",
-            "DIGEST",
-            "SIZE",
-            "PLATFORMS",
-            "PUSHED",
-        ])
-    };
+    let mut columns = vec!["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "PUSHED"];
+    if wide {
+        columns.push("MEDIA TYPE");
+    }
+    let mut table = Table::new(columns);
     for r in rows {
         let platforms = if r.platforms.is_empty() {
             "-".to_string()
