@@ -92,7 +92,8 @@ pub struct Storage {
     /// "local" (the filesystem under `path`) or "s3" (`[storage.s3]`).
     pub mode: String,
     pub path: PathBuf,
-    /// Flush every object to disk before it becomes visible.
+    /// Flush every object to disk before it becomes visible, and the
+    /// directory entry naming it once it is.
     pub fsync: bool,
     /// Abandoned upload sessions older than this are removed.
     #[serde(with = "humantime_serde_compat")]

@@ -153,12 +153,40 @@ impl FsStorage {
     /// Renames `from` to `to`, replacing it, under `lock_replacements`.
     async fn replace(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (root, from, to) = (self.root.clone(), from.to_path_buf(), to.to_path_buf());
+        let fsync = self.fsync;
         tokio::task::spawn_blocking(move || {
-            let _held = lock_replacements(&root)?;
-            std::fs::rename(&from, &to)
+            {
+                let _held = lock_replacements(&root)?;
+                std::fs::rename(&from, &to)?;
+            }
+            // Flushed once the lock is let go: a flush can take
+            // milliseconds, and no other write need wait for it.
+            if fsync { sync_parent(&to) } else { Ok(()) }
         })
         .await
         .map_err(io::Error::other)?
+    }
+}
+
+/// Flushes the directory entry that names `path`. After a rename the bytes
+/// are on disk (flushed before it), but the name leading to them is in the
+/// directory, which the filesystem commits a few seconds later: a power
+/// loss meanwhile would lose an object already acknowledged (a pushed tag).
+/// On ext4 and XFS the flush also commits the directories made just before.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    #[cfg(test)]
+    tests::SYNCED_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_path_buf());
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        // Deleted (and its directory pruned) by someone else meanwhile:
+        // nothing of it to keep.
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -356,6 +384,12 @@ impl Storage for FsStorage {
         let linked = Self::into_place(&target, || tokio::fs::hard_link(&tmp, &target)).await;
         let _ = tokio::fs::remove_file(&tmp).await;
         match linked {
+            Ok(()) if self.fsync => {
+                tokio::task::spawn_blocking(move || sync_parent(&target))
+                    .await
+                    .map_err(io::Error::other)??;
+                Ok(written)
+            }
             Ok(()) => Ok(written),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 Err(StorageError::AlreadyExists(key.to_string()))
@@ -729,6 +763,39 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// The directories `sync_parent` flushed, in every test of the process.
+    pub(super) static SYNCED_DIRS: std::sync::Mutex<Vec<PathBuf>> =
+        std::sync::Mutex::new(Vec::new());
+
+    /// With fsync, the name of every object written is flushed too, so that
+    /// an acknowledged write survives a power loss; without, nothing is.
+    #[tokio::test]
+    async fn with_fsync_the_name_of_a_written_object_is_flushed_too() {
+        for fsync in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = FsStorage::open(dir.path(), fsync).unwrap();
+            let x = || crate::storage::once(Bytes::from_static(b"x"));
+            s.put("a/put/k", x()).await.unwrap();
+            s.put_if_absent("a/claimed/k", x()).await.unwrap();
+            s.rename("a/put/k", "a/moved/k").await.unwrap();
+            let synced: Vec<PathBuf> = SYNCED_DIRS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|d| d.strip_prefix(dir.path()).ok())
+                .map(Path::to_path_buf)
+                .collect();
+            let want: Vec<PathBuf> = if fsync {
+                ["a/put", "a/claimed", "a/moved"]
+                    .map(PathBuf::from)
+                    .to_vec()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(synced, want, "fsync = {fsync}");
+        }
+    }
 
     #[tokio::test]
     async fn passes_the_storage_suite() {
