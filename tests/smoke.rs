@@ -155,3 +155,41 @@ async fn the_server_answers_when_its_log_is_gone() {
         assert!(!digest.is_empty());
     }
 }
+
+/// A store another user wrote to first (root running `nora gc` on the
+/// server's store, say) still takes the server's pushes: the lock file that
+/// user made is opened only to read. Runs the server as another user, which
+/// only root may: skipped otherwise.
+#[tokio::test]
+async fn a_lock_file_another_user_made_does_not_stop_pushes() {
+    use std::os::unix::fs::PermissionsExt;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: running a server as another user needs root");
+        return;
+    }
+    let mode = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    mode(dir.path(), 0o755);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("_tmp")).unwrap();
+    std::fs::write(data.join("_tmp/lock"), b"").unwrap();
+    mode(&data.join("_tmp/lock"), 0o644);
+    mode(&data, 0o777);
+    mode(&data.join("_tmp"), 0o777);
+    let program = dir.path().join("nora");
+    std::fs::copy(env!("CARGO_BIN_EXE_nora"), &program).unwrap();
+    mode(&program, 0o755);
+    let s = Server::start_as(&program, 65534, &data);
+    let (digest, _) = s.client().push_image("perm/app", "v1", b"layer").await;
+    let r = s
+        .client()
+        .http
+        .get(s.client().u("/v2/perm/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+}

@@ -198,17 +198,16 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 /// process leaves no lock behind. Held for one rename or one small read.
 fn lock_replacements(root: &Path) -> io::Result<std::fs::File> {
     let path = root.join(TMP_DIR).join(LOCK_FILE);
-    let open = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-    };
-    let file = match open() {
+    // Opened to read: flock needs no more, and a lock file another user
+    // made (root running `nora gc` on the server's store) stays usable.
+    let file = match std::fs::File::open(&path) {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             std::fs::create_dir_all(root.join(TMP_DIR))?;
-            open()?
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?
         }
         other => other?,
     };

@@ -42,7 +42,20 @@ impl Server {
 
     /// A server on `data` (kept when the server stops), with extra env vars.
     pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nora"));
+        Server::start_program(Command::new(env!("CARGO_BIN_EXE_nora")), data, env)
+    }
+
+    /// A server run by `program` as user `uid` (which must be able to run
+    /// it: the build directory is often in root's home).
+    #[allow(dead_code)]
+    pub fn start_as(program: &Path, uid: u32, data: &Path) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(program);
+        cmd.uid(uid).gid(uid);
+        Server::start_program(cmd, data, &[])
+    }
+
+    fn start_program(mut cmd: Command, data: &Path, env: &[(&str, &str)]) -> Server {
         cmd.arg("serve")
             .env("NORA_HOST", "127.0.0.1")
             .env("NORA_PORT", "0")
