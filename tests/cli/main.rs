@@ -532,3 +532,29 @@ fn endless_config_and_credentials_files_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stderr_of(&out).contains("larger than"), "{out:?}");
 }
+
+/// Root running a command on a store another user owns (the server's) is
+/// told that what it writes there will be root's; on its own store, or as
+/// that user, nothing is said.
+#[test]
+fn root_on_another_users_store_is_warned() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let args = ["gc", "--dry-run", "--data-dir", data.to_str().unwrap()];
+    let (code, _, err) = run_with_env(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("belongs to"), "{err}");
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let (code, _, err) = run_with_env(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("belongs to uid 65534, but nora runs as root"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
