@@ -196,7 +196,8 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 /// bytes, never a replacement landed meanwhile. Released when the returned
 /// file is dropped, or by the kernel when its holder dies, so a killed
 /// process leaves no lock behind. Held for one rename or one small read.
-fn lock_replacements(root: &Path) -> io::Result<std::fs::File> {
+/// None on a filesystem without file locks.
+fn lock_replacements(root: &Path) -> io::Result<Option<std::fs::File>> {
     let path = root.join(TMP_DIR).join(LOCK_FILE);
     // Opened to read: flock needs no more, and a lock file another user
     // made (root running `nora gc` on the server's store) stays usable.
@@ -211,8 +212,39 @@ fn lock_replacements(root: &Path) -> io::Result<std::fs::File> {
         }
         other => other?,
     };
-    file.lock()?;
-    Ok(file)
+    let locked = loop {
+        match file.lock() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    match locked {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if without_file_locks(&e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    store = %root.display(),
+                    error = %e,
+                    "the filesystem of the store takes no file locks (an NFS mount with \
+                     nolock?): a tag pushed again while a delete or retention removes it \
+                     may be lost"
+                )
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `flock` failed because the filesystem has no locks (an NFS mount
+/// with `nolock`, some FUSE filesystems): writes go on without the lock, as
+/// they did before it, rather than all failing.
+fn without_file_locks(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS)
+    ) || e.kind() == ErrorKind::Unsupported
 }
 
 /// Writes the chunks of `body` as they arrived (no copy into a buffer), a
@@ -925,6 +957,18 @@ mod tests {
         s.put_bytes("k", Bytes::from_static(b"x")).await.unwrap();
         assert_eq!(clean_tmp_in(dir.path(), Duration::ZERO).unwrap(), 0);
         assert!(dir.path().join(TMP_DIR).join(LOCK_FILE).exists());
+    }
+
+    /// Filesystems without locks (NFS with `nolock`) are written to without
+    /// them; other failures to lock stay errors.
+    #[test]
+    fn a_filesystem_without_locks_is_written_without() {
+        for errno in [libc::ENOLCK, libc::EOPNOTSUPP, libc::ENOSYS] {
+            assert!(without_file_locks(&io::Error::from_raw_os_error(errno)));
+        }
+        for errno in [libc::EBADF, libc::EINTR, libc::EIO] {
+            assert!(!without_file_locks(&io::Error::from_raw_os_error(errno)));
+        }
     }
 
     /// Another process replacing the object holds the lock: the delete
