@@ -49,6 +49,7 @@ pub fn output_failed(e: std::io::Error) -> ! {
 pub mod credentials;
 pub mod format;
 pub mod hide_args;
+mod log_line;
 pub mod table;
 
 use std::io::IsTerminal;
@@ -332,7 +333,7 @@ fn init_logging(verbose: u8) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(|| crate::logging::Lossy(std::io::stderr()))
         .with_ansi(false)
-        .without_time()
+        .event_format(log_line::CliLine)
         .try_init();
 }
 
