@@ -240,31 +240,7 @@ pub fn open(cfg: &crate::config::Storage) -> io::Result<Opened> {
             format!("cannot open storage at {}: {e}", cfg.path.display()),
         )
     })?);
-    warn_if_root_on_anothers_store(&cfg.path);
     Ok((fs.clone(), Some(fs)))
-}
-
-/// Root running nora (`sudo nora gc`) on a store that belongs to another
-/// user (the one `nora serve` runs as) leaves files and directories only
-/// root may change: the server's next writes there fail. Said, not refused:
-/// a root-owned server on a mounted volume is a setup of its own.
-fn warn_if_root_on_anothers_store(path: &std::path::Path) {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid only reads the process's credentials.
-    if unsafe { libc::geteuid() } != 0 {
-        return;
-    }
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.uid() != 0
-    {
-        let uid = meta.uid();
-        tracing::warn!(
-            "storage at {} belongs to uid {uid}, but nora runs as root: what it writes \
-             will belong to root, and nora running as uid {uid} cannot change it; run \
-             nora as that user (sudo -u '#{uid}' nora …)",
-            path.display()
-        );
-    }
 }
 
 /// Where a store is, for messages: a directory or `s3://bucket/prefix`.

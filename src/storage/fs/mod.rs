@@ -53,6 +53,10 @@ const PLACE_ATTEMPTS: u32 = 20;
 pub struct FsStorage {
     root: PathBuf,
     fsync: bool,
+    /// The store's owner, when nora runs as root on another user's store:
+    /// said once, at the first write (see `warn_of_root_owned_writes`).
+    other_owner: Option<u32>,
+    owner_said: std::sync::Once,
 }
 
 impl FsStorage {
@@ -64,7 +68,32 @@ impl FsStorage {
     pub fn open(root: impl Into<PathBuf>, fsync: bool) -> io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(FsStorage { root, fsync })
+        Ok(FsStorage {
+            other_owner: other_owner_than_root(&root),
+            root,
+            fsync,
+            owner_said: std::sync::Once::new(),
+        })
+    }
+
+    /// Root writing (`sudo nora gc`) to a store that belongs to another user
+    /// (the one `nora serve` runs as) makes files and directories only root
+    /// may change: the server's next writes there fail. Said once, at the
+    /// first write (a command that only reads changes nothing), and not
+    /// refused: a root server on a volume owned by another uid is a setup of
+    /// its own.
+    fn warn_of_root_owned_writes(&self) {
+        let Some(uid) = self.other_owner else {
+            return;
+        };
+        self.owner_said.call_once(|| {
+            tracing::warn!(
+                "storage at {} belongs to uid {uid}, but nora runs as root: what it \
+                 writes will belong to root, and nora running as uid {uid} cannot \
+                 change it; run nora as that user (sudo -u '#{uid}' nora …)",
+                self.root.display()
+            )
+        });
     }
 
     /// Whether the filesystem holding the store is mounted read-only (a
@@ -93,6 +122,7 @@ impl FsStorage {
 
     /// Streams `body` into a fresh temp file; returns its path and length.
     async fn write_tmp(&self, body: ByteStream) -> Result<(PathBuf, u64)> {
+        self.warn_of_root_owned_writes();
         let tmp = self.tmp_path();
         let file = match tokio::fs::File::create(&tmp).await {
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -178,6 +208,17 @@ impl FsStorage {
         .await
         .map_err(io::Error::other)?
     }
+}
+
+/// The owner of `root` when nora runs as root and someone else owns it.
+fn other_owner_than_root(root: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid only reads the process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let uid = std::fs::metadata(root).ok()?.uid();
+    (uid != 0).then_some(uid)
 }
 
 fn not_found(key: &str, e: io::Error) -> StorageError {
@@ -385,6 +426,7 @@ impl Storage for FsStorage {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.warn_of_root_owned_writes();
         let src = self.path(from)?;
         let dst = self.path(to)?;
         if !tokio::fs::try_exists(&src).await? {
