@@ -65,8 +65,8 @@ pub(super) fn lock_replacements(root: &Path) -> io::Result<Option<std::fs::File>
                 tracing::warn!(
                     store = %root.display(),
                     error = %e,
-                    "the filesystem of the store takes no file locks (an NFS mount with \
-                     nolock?): a tag pushed again while a delete or retention removes it \
+                    "the filesystem of the store takes no file locks (an NFS mount whose \
+                     lock service is down?): a tag pushed again while a delete or retention removes it \
                      may be lost"
                 )
             });
@@ -76,9 +76,10 @@ pub(super) fn lock_replacements(root: &Path) -> io::Result<Option<std::fs::File>
     }
 }
 
-/// Whether `flock` failed because the filesystem has no locks (an NFS mount
-/// with `nolock`, some FUSE filesystems): writes go on without the lock, as
-/// they did before it, rather than all failing.
+/// Whether `flock` failed because the filesystem has no locks (an NFSv3
+/// mount whose lock service does not run, some FUSE filesystems): writes go
+/// on without the lock, as they did before it, rather than all failing. (A
+/// `nolock` mount takes locks, but each host's only for itself.)
 pub(super) fn without_file_locks(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),

@@ -168,7 +168,7 @@ async fn the_sweep_removes_only_old_temp_files() {
     assert!(dir.path().join(TMP_DIR).join(LOCK_FILE).exists());
 }
 
-/// Filesystems without locks (NFS with `nolock`) are written to without
+/// Filesystems without locks (NFS without its lock service) are written to without
 /// them; other failures to lock stay errors.
 #[test]
 fn a_filesystem_without_locks_is_written_without() {
