@@ -365,11 +365,24 @@ impl Registry {
             }
             Ref::Digest(d) => {
                 let revision = layout::revision(name, d);
-                if self.storage.stat(&revision).await?.is_none() {
-                    return Err(manifest_unknown(d));
-                }
+                let tagged = if self.storage.stat(&revision).await?.is_some() {
+                    None
+                } else {
+                    // Gone, unless a tag names it: retention (or another
+                    // DELETE) removed it while a push moved a tag onto it,
+                    // and that push puts it back a moment later. It is
+                    // there for the client that pushed, and is deleted.
+                    let naming = self.tags_naming(name, d).await?;
+                    if naming.is_empty() {
+                        return Err(manifest_unknown(d));
+                    }
+                    Some(naming)
+                };
                 let read = self.indexes_listing(name, d, &HashSet::new()).await?;
-                let tagged = self.tags_naming(name, d).await?;
+                let tagged = match tagged {
+                    Some(naming) => naming,
+                    None => self.tags_naming(name, d).await?,
+                };
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
@@ -698,6 +711,41 @@ mod tests {
                 "round {round}: k was moved onto {n}, and is lost"
             );
         }
+    }
+
+    /// A DELETE by digest that lands while retention has taken the
+    /// revision of a manifest a push just moved a tag onto (before it puts
+    /// it back) deletes it, tag included: the manifest was there for the
+    /// client. Before, the DELETE answered 404 for a manifest its client had
+    /// pushed (found by the crash test).
+    #[tokio::test]
+    async fn a_delete_in_retentions_relink_window_finds_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let config = push_blob(&reg, "r", b"{}").await;
+        let body = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
+            ct = manifest::OCI_MANIFEST
+        ));
+        let d = Digest::of(Algorithm::Sha256, &body);
+        reg.manifest_put("r", &Ref::Tag("t2".into()), None, body, &[])
+            .await
+            .unwrap();
+        // Retention's removal, before its relink.
+        reg.storage
+            .delete(&layout::revision("r", &d))
+            .await
+            .unwrap();
+        reg.manifest_delete("r", &Ref::Digest(d.clone()))
+            .await
+            .unwrap();
+        assert!(
+            reg.manifest_resolve("r", &Ref::Tag("t2".into()))
+                .await
+                .is_err()
+        );
+        let again = reg.manifest_delete("r", &Ref::Digest(d)).await;
+        assert!(matches!(again, Err(e) if e.code == Code::ManifestUnknown));
     }
 
     /// A DELETE by digest of a manifest and the PUT of an index listing
