@@ -365,24 +365,17 @@ impl Registry {
             }
             Ref::Digest(d) => {
                 let revision = layout::revision(name, d);
-                let tagged = if self.storage.stat(&revision).await?.is_some() {
-                    None
-                } else {
-                    // Gone, unless a tag names it: retention (or another
-                    // DELETE) removed it while a push moved a tag onto it,
-                    // and that push puts it back a moment later. It is
-                    // there for the client that pushed, and is deleted.
-                    let naming = self.tags_naming(name, d).await?;
-                    if naming.is_empty() {
-                        return Err(manifest_unknown(d));
-                    }
-                    Some(naming)
-                };
+                // Gone, unless a tag names it: retention (or another DELETE)
+                // removed it while a push moved a tag onto it, and puts it
+                // back a moment later. It is there for the client that
+                // pushed, and is deleted.
+                if self.storage.stat(&revision).await?.is_none()
+                    && self.tags_naming(name, d).await?.is_empty()
+                {
+                    return Err(manifest_unknown(d));
+                }
                 let read = self.indexes_listing(name, d, &HashSet::new()).await?;
-                let tagged = match tagged {
-                    Some(naming) => naming,
-                    None => self.tags_naming(name, d).await?,
-                };
+                let tagged = self.tags_naming(name, d).await?;
                 let subject = match self.manifest_bytes(d).await {
                     Ok(body) => manifest::subject_of(&body),
                     Err(_) => None,
@@ -620,6 +613,15 @@ mod tests {
     use super::*;
     use crate::registry::testing::{push_blob, registry};
 
+    /// An image manifest of the empty config `config` and no layers, told
+    /// apart from others by `annotation`.
+    fn bare_image(config: &impl std::fmt::Display, annotation: &str) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[],"annotations":{{"a":"{annotation}"}}}}"#,
+            ct = manifest::OCI_MANIFEST
+        ))
+    }
+
     /// A PUT by tag and a DELETE by digest of the same manifest, at the same
     /// time, over and over: whatever the interleaving, a tag never outlives
     /// the revision it points at (before, one in a few rounds did, and gc
@@ -630,10 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Arc::new(registry(dir.path()));
         let config = push_blob(&reg, "r", b"{}").await;
-        let body = Bytes::from(format!(
-            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
-            ct = manifest::OCI_MANIFEST
-        ));
+        let body = bare_image(&config, "k");
         let d = Digest::of(Algorithm::Sha256, &body);
         let ct = Some(manifest::OCI_MANIFEST);
         for round in 0..1000 {
@@ -676,13 +675,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Arc::new(registry(dir.path()));
         let config = push_blob(&reg, "r", b"{}").await;
-        let image = |annotation: &str| {
-            Bytes::from(format!(
-                r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[],"annotations":{{"a":"{annotation}"}}}}"#,
-                ct = manifest::OCI_MANIFEST
-            ))
-        };
-        let (old, new) = (image("old"), image("new"));
+        let (old, new) = (bare_image(&config, "old"), bare_image(&config, "new"));
         let (o, n) = (
             Digest::of(Algorithm::Sha256, &old),
             Digest::of(Algorithm::Sha256, &new),
@@ -723,10 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = registry(dir.path());
         let config = push_blob(&reg, "r", b"{}").await;
-        let body = Bytes::from(format!(
-            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
-            ct = manifest::OCI_MANIFEST
-        ));
+        let body = bare_image(&config, "t2");
         let d = Digest::of(Algorithm::Sha256, &body);
         reg.manifest_put("r", &Ref::Tag("t2".into()), None, body, &[])
             .await
@@ -759,10 +749,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Arc::new(registry(dir.path()));
         let config = push_blob(&reg, "r", b"{}").await;
-        let child = Bytes::from(format!(
-            r#"{{"schemaVersion":2,"mediaType":"{ct}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#,
-            ct = manifest::OCI_MANIFEST
-        ));
+        let child = bare_image(&config, "child");
         let c = Digest::of(Algorithm::Sha256, &child);
         let index = Bytes::from(format!(
             r#"{{"schemaVersion":2,"mediaType":"{ct}","manifests":[{{"mediaType":"{mt}","digest":"{c}","size":{n}}}]}}"#,
