@@ -184,10 +184,8 @@ impl Registry {
 
     async fn image_row(&self, repo: &str, tag: &str) -> Result<Option<ImageRow>> {
         let key = layout::tag(repo, tag);
-        let raw = match self.storage.read_small(&key, 4096).await {
-            Ok(raw) => raw,
-            Err(crate::storage::StorageError::NotFound(_)) => return Ok(None), // deleted meanwhile
-            Err(e) => return Err(e.into()),
+        let Some(raw) = self.tag_object(repo, tag).await? else {
+            return Ok(None); // deleted meanwhile
         };
         let Some((digest, media_type)) = layout::tag_target(&raw) else {
             return Ok(None);

@@ -300,14 +300,24 @@ impl Registry {
         }
     }
 
+    /// The object of tag `t` of `name` as stored (what it names, and
+    /// since when); None when there is no such tag.
+    pub(super) async fn tag_object(&self, name: &str, t: &str) -> Result<Option<Bytes>> {
+        match self.storage.read_small(&layout::tag(name, t), 4096).await {
+            Ok(raw) => Ok(Some(raw)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Resolves a reference to a digest and media type, without the bytes.
     pub async fn manifest_resolve(&self, name: &str, reference: &Ref) -> Result<(Digest, String)> {
         match reference {
-            Ref::Tag(t) => match self.storage.read_small(&layout::tag(name, t), 4096).await {
-                Ok(raw) => layout::tag_target(&raw).ok_or_else(|| manifest_unknown(t)),
-                Err(StorageError::NotFound(_)) => Err(manifest_unknown(t)),
-                Err(e) => Err(e.into()),
-            },
+            Ref::Tag(t) => self
+                .tag_object(name, t)
+                .await?
+                .and_then(|raw| layout::tag_target(&raw))
+                .ok_or_else(|| manifest_unknown(t)),
             Ref::Digest(d) => match self
                 .storage
                 .read_small(&layout::revision(name, d), 4096)
@@ -542,20 +552,16 @@ impl Registry {
             _ => None,
         }))
         .map(|t| async move {
-            let raw = self.storage.read_small(&layout::tag(name, &t), 4096).await;
+            let raw = self.tag_object(name, &t).await;
             (t, raw)
         })
         .buffered(super::PARALLEL_READS);
         let mut out = Vec::new();
         while let Some((t, raw)) = reads.next().await {
-            match raw {
-                Ok(raw) => {
-                    if let Some((d, _)) = layout::tag_target(&raw) {
-                        out.push((t, d, raw));
-                    }
-                }
-                Err(StorageError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            if let Some(raw) = raw?
+                && let Some((d, _)) = layout::tag_target(&raw)
+            {
+                out.push((t, d, raw));
             }
         }
         Ok(out)

@@ -31,7 +31,7 @@ use super::error::{Code, RegistryError, Result};
 use super::images::ImageRow;
 use super::manifest::{self, Reference};
 use super::refglob::RefGlob;
-use crate::storage::{StorageError, layout};
+use crate::storage::layout;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -207,15 +207,13 @@ impl Registry {
                 };
                 // Only while it names what was judged: a push that moves it
                 // (or pushes it again) since is kept, not lost.
-                let key = layout::tag(repo, &r.tag);
-                let raw = match self.storage.read_small(&key, 4096).await {
-                    Ok(raw) => raw,
-                    Err(StorageError::NotFound(_)) => return Ok(None),
-                    Err(e) => return Err(e.into()),
+                let Some(raw) = self.tag_object(repo, &r.tag).await? else {
+                    return Ok(None);
                 };
                 if layout::tag_target(&raw).is_none_or(|(now, _)| now != judged) {
                     return Ok(None);
                 }
+                let key = layout::tag(repo, &r.tag);
                 let removed = self.storage.delete_if(&key, &raw).await?;
                 Ok::<_, RegistryError>(removed.then_some(r))
             })
