@@ -1,6 +1,7 @@
 //! `kill -9` in the middle of a 1 GiB push, then restart: nothing partial is
 //! visible, what was pushed before still pulls byte-identical, and the same
-//! push succeeds afterwards.
+//! push succeeds afterwards. And a manifest removal killed half way is
+//! finished by the restart.
 
 mod common;
 
@@ -143,4 +144,51 @@ async fn kill_9_during_a_1gib_push_loses_nothing() {
         .unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     assert_eq!(pull_verified(&c, "crash/big", &big).await, GIB);
+}
+
+/// What a DELETE by digest (or retention) killed right after removing a
+/// manifest from its repository leaves, while a push had just moved a tag
+/// onto it: the tag, the journal entry, no revision. The restart finishes
+/// the removal's look before it answers: the manifest is back.
+#[tokio::test]
+async fn a_manifest_removal_killed_half_way_is_finished_by_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start_on(&data, &[]);
+    let (d, _) = s.client().push_image("crash/r", "moved", b"layer").await;
+    drop(s);
+    let hex = d.trim_start_matches("sha256:");
+    std::fs::remove_file(data.join(format!(
+        "repositories/crash/r/_manifests/revisions/sha256/{hex}"
+    )))
+    .unwrap();
+    let entry = data.join("gc/retiring/killed");
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    std::fs::write(
+        &entry,
+        serde_json::json!({"repository": "crash/r", "digests": [d], "started": 1, "owner": null})
+            .to_string(),
+    )
+    .unwrap();
+    // (A minute old: its process is taken for gone.)
+    std::fs::File::options()
+        .write(true)
+        .open(&entry)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(120)))
+        .unwrap();
+
+    let s = Server::start_on(&data, &[]);
+    let c = s.client();
+    let by_digest = c
+        .http
+        .head(c.u(&format!("/v2/crash/r/manifests/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_digest.status(), 200);
+    assert!(!entry.exists(), "the entry is done with");
+    assert!(
+        s.log_text()
+            .contains("interrupted manifest removals finished")
+    );
 }

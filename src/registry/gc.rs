@@ -200,7 +200,7 @@ impl Registry {
 
     /// Whether `key` exists, was written within LOCK_STALE_AFTER, and not
     /// by a process known to have ended.
-    async fn fresh(&self, key: &str) -> Result<bool> {
+    pub(super) async fn fresh(&self, key: &str) -> Result<bool> {
         let recent = self
             .storage
             .stat(key)
@@ -274,6 +274,12 @@ impl Registry {
             dry_run: opts.dry_run,
             ..Default::default()
         };
+        // A removal a killed process left under way may owe a manifest its
+        // revision back (a tag names it): marked from that revision, its
+        // layers stay.
+        if !opts.dry_run {
+            self.finish_retirements().await?;
+        }
         let mut marked = HashSet::new();
         let mut seen = HashMap::new();
         let (repos, manifests) = self.mark(&mut marked, &mut seen, progress).await?;

@@ -393,32 +393,59 @@ impl Registry {
                 // (The tags just read, not read again.)
                 self.unlink_these(name, d, subject.as_ref(), tagged.clone())
                     .await?;
-                self.storage.delete(&revision).await?;
-                // Again, after: a PUT of the same manifest at the same time
-                // may have tagged it between the first pass and the revision's
-                // removal (and then seen the revision still there).
-                self.unlink(name, d, subject.as_ref(), None).await?;
-                // An index pushed meanwhile may list it (its PUT found the
-                // revision still there): it comes back with the tags it
-                // had (unless pushed again meanwhile), and the delete is
-                // refused as if it had come after that push.
-                if let Err(e) = self.indexes_listing(name, d, &read).await {
-                    self.relink(name, d).await?;
-                    for (t, raw) in tagged {
-                        match self
-                            .storage
-                            .put_if_absent(&layout::tag(name, &t), once(raw))
-                            .await
-                        {
-                            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                // (Should this process be killed before it has looked
+                // whether a push wants it back, the next gc or start looks:
+                // see registry/retiring.rs.)
+                let journal = self.retiring(name, std::slice::from_ref(d)).await?;
+                // (Left behind when the removal fails half way: replayed.)
+                let refused = self
+                    .remove_revision(name, d, subject.as_ref(), &read, tagged)
+                    .await?;
+                self.retired(journal).await;
+                if let Some(e) = refused {
                     return Err(e);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The end of a DELETE by digest, its tags removed: the revision goes,
+    /// unless an index pushed meanwhile lists it (not among `read`, the
+    /// revisions read before): then it is put back, and the refusal is
+    /// returned.
+    async fn remove_revision(
+        &self,
+        name: &str,
+        d: &Digest,
+        subject: Option<&Digest>,
+        read: &HashSet<Digest>,
+        tagged: Vec<(String, Bytes)>,
+    ) -> Result<Option<RegistryError>> {
+        self.storage.delete(&layout::revision(name, d)).await?;
+        // Again, after: a PUT of the same manifest at the same time
+        // may have tagged it between the first pass and the revision's
+        // removal (and then seen the revision still there).
+        self.unlink(name, d, subject, None).await?;
+        // An index pushed meanwhile may list it (its PUT found the
+        // revision still there): it comes back with the tags it
+        // had (unless pushed again meanwhile), and the delete is
+        // refused as if it had come after that push.
+        if let Err(e) = self.indexes_listing(name, d, read).await {
+            self.relink(name, d).await?;
+            for (t, raw) in tagged {
+                match self
+                    .storage
+                    .put_if_absent(&layout::tag(name, &t), once(raw))
+                    .await
+                {
+                    Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(Some(e));
+        }
+        Ok(None)
     }
 
     /// Refuses while an index of `name` lists `d`: without it the index

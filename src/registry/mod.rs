@@ -17,6 +17,7 @@ pub mod ops;
 mod owner;
 pub mod refglob;
 pub mod retention;
+mod retiring;
 mod reuse;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -230,6 +230,7 @@ impl Registry {
         if retired.is_empty() {
             return Ok(0); // (no need to read the repository again)
         }
+        let journal = self.retiring(repo, retired).await?;
         // One at a time, in order: the order is the guarantee above.
         for d in retired {
             if let Some(subject) = view.subject.get(d) {
@@ -243,21 +244,13 @@ impl Registry {
         // one of them (a build promoted), or listed one in a new index. That
         // one comes back, as its PUT puts it back when it looks after this
         // (see `manifest_put`): retention never takes a tag its rules did
-        // not judge.
-        let wanted = self.wanted_since(repo, view, retired).await?;
+        // not judge. (Should this process be killed before, the journal
+        // entry has the next gc or start do it: see registry/retiring.rs.)
+        let wanted = self.wanted_since(repo, &view.revisions, retired).await?;
+        self.bring_back(repo, &wanted).await?;
+        self.retired(journal).await;
         if wanted.is_empty() {
             return Ok(retired.len());
-        }
-        for d in &wanted {
-            match self.relink(repo, d).await {
-                Ok(()) => {}
-                // Its bytes or a blob it needs went for good (a gc ran
-                // meanwhile): its tags go, as they cannot be pulled.
-                Err(e) if matches!(e.code, Code::ManifestUnknown | Code::ManifestBlobUnknown) => {
-                    self.untag(repo, self.tags_naming(repo, d).await?).await?;
-                }
-                Err(e) => return Err(e),
-            }
         }
         let mut gone = 0;
         for d in retired {
@@ -271,45 +264,6 @@ impl Registry {
             }
         }
         Ok(gone)
-    }
-
-    /// Which of `retired` a tag names now, or an index pushed since `view`
-    /// was read lists.
-    async fn wanted_since(
-        &self,
-        repo: &str,
-        view: &RepoView,
-        retired: &[Digest],
-    ) -> Result<Vec<Digest>> {
-        let retired_set: HashSet<&Digest> = retired.iter().collect();
-        let mut wanted: Vec<Digest> = Vec::new();
-        for (_, d) in self.tag_targets(repo).await? {
-            if retired_set.contains(&d) && !wanted.contains(&d) {
-                wanted.push(d);
-            }
-        }
-        let new = self
-            .revisions(repo)
-            .await?
-            .into_iter()
-            .filter(|r| !view.revisions.contains(r));
-        for rev in new {
-            let Ok(body) = self.manifest_bytes(&rev).await else {
-                continue;
-            };
-            let Ok(p) = manifest::parse(&body, None) else {
-                continue;
-            };
-            for r in p.references {
-                if let Reference::Manifest(c, _) = r
-                    && retired_set.contains(&c)
-                    && !wanted.contains(&c)
-                {
-                    wanted.push(c);
-                }
-            }
-        }
-        Ok(wanted)
     }
 }
 

@@ -250,3 +250,84 @@ impl Storage for ReadOnlyStore {
         self.0.ping().await
     }
 }
+
+/// A directory store whose process "is killed" right after it removes its
+/// first key containing `after`: every request from then on fails, as a
+/// killed process makes none. What it wrote before stays.
+pub struct DiesAfter {
+    inner: FsStorage,
+    after: &'static str,
+    dead: std::sync::atomic::AtomicBool,
+}
+
+impl DiesAfter {
+    pub fn new(inner: FsStorage, after: &'static str) -> DiesAfter {
+        DiesAfter {
+            inner,
+            after,
+            dead: Default::default(),
+        }
+    }
+
+    fn alive(&self) -> StorageResult<()> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(StorageError::Io(std::io::Error::other("killed")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for DiesAfter {
+    async fn put(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        self.alive()?;
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: ByteStream) -> StorageResult<u64> {
+        self.alive()?;
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StorageResult<GetObject> {
+        self.alive()?;
+        self.inner.get(key, range).await
+    }
+    async fn stat(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        self.alive()?;
+        self.inner.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>> {
+        self.alive()?;
+        self.inner.list(prefix).await
+    }
+    async fn list_deep(&self, prefix: &str) -> StorageResult<Vec<Listed>> {
+        self.alive()?;
+        self.inner.list_deep(prefix).await
+    }
+    async fn sweep_abandoned(&self) -> StorageResult<usize> {
+        self.alive()?;
+        self.inner.sweep_abandoned().await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.alive()?;
+        self.inner.delete(key).await?;
+        if key.contains(self.after) {
+            self.dead.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    async fn delete_if(&self, key: &str, expected: &Bytes) -> StorageResult<bool> {
+        self.alive()?;
+        self.inner.delete_if(key, expected).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> StorageResult<()> {
+        self.alive()?;
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> StorageResult<()> {
+        self.alive()?;
+        self.inner.rename(from, to).await
+    }
+    async fn ping(&self) -> StorageResult<()> {
+        self.inner.ping().await
+    }
+}

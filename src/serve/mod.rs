@@ -110,6 +110,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let jobs = jobs::Scheduler::new(Arc::new(Local::new(reg.clone(), &config)));
     if !read_only {
+        // Before the first request: a tag left naming a manifest its
+        // repository lost (a delete killed half way) is whole again.
+        finish_retirements(&reg).await;
         spawn_housekeeping(reg.clone());
         jobs.start(&config);
     } else if config.schedule.gc.is_some() || config.schedule.retention.is_some() {
@@ -308,13 +311,28 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+async fn finish_retirements(reg: &Registry) {
+    match reg.finish_retirements().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "interrupted manifest removals finished"),
+        Err(e) => tracing::warn!(error = %e, "finishing interrupted manifest removals failed"),
+    }
+}
+
 /// At startup and hourly: drop upload sessions past their time to live and
-/// what writes a killed process never finished left behind.
+/// what writes a killed process never finished left behind, and finish the
+/// manifest removals one left under way (another instance's, on a shared
+/// bucket).
 fn spawn_housekeeping(reg: Arc<Registry>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut at_startup = true;
         loop {
             tick.tick().await;
+            // (At startup `serve` did it already, before the first request.)
+            if !std::mem::take(&mut at_startup) {
+                finish_retirements(&reg).await;
+            }
             match reg.expire_uploads().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired upload sessions removed"),

@@ -74,6 +74,15 @@
 //!     will name it in its next manifest without uploading it. While younger
 //!     than the grace period, gc keeps the blob as if it had been uploaded
 //!     again; gc removes the older ones.
+//! gc/retiring/<random id>
+//!     Written before a DELETE by digest or retention removes revisions
+//!     (JSON: repository, digests, owner process), removed once they have
+//!     looked whether a push wanted one back meanwhile (a tag moved onto
+//!     it, a new index listing it) and put it back. One left by a killed
+//!     process is replayed (that look, and the putting back) at server
+//!     start, by every gc before it marks, and hourly: no tag is left
+//!     naming a manifest its repository lost, nor gc freeing its layers.
+//!     (See registry/retiring.rs.)
 //!
 //! auth/tokens/<sha256 of the secret, hex>
 //!     An API token (JSON: name, permissions, created, expires, last_used).
@@ -337,6 +346,11 @@ pub const GC_TRASH: &str = "gc/trash";
 pub const GC_HOLDS: &str = "gc/holds";
 
 pub const GC_USED: &str = "gc/used";
+pub const GC_RETIRING: &str = "gc/retiring";
+
+pub fn gc_retiring(id: &str) -> String {
+    format!("{GC_RETIRING}/{id}")
+}
 
 pub fn gc_used(d: &Digest) -> String {
     format!("{GC_USED}/{}/{}", d.algorithm(), d.hex())
