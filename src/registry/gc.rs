@@ -8,6 +8,8 @@
 //! an upload that never got a manifest.
 //!
 //! The protocol that makes it safe while pushes run:
+//! 0. finish the manifest removals a killed process left under way (see
+//!    registry/retiring.rs): a manifest a tag names has its revision back;
 //! 1. mark: collect every digest referenced by any manifest revision;
 //! 2. quarantine: rename each unmarked, old-enough blob to `gc/trash/`;
 //! 3. mark again (only revisions not seen in step 1) and move back every

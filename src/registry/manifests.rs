@@ -393,11 +393,10 @@ impl Registry {
                 // (The tags just read, not read again.)
                 self.unlink_these(name, d, subject.as_ref(), tagged.clone())
                     .await?;
-                // (Should this process be killed before it has looked
-                // whether a push wants it back, the next gc or start looks:
-                // see registry/retiring.rs.)
+                // Journalled: killed (or failing) before it has looked
+                // whether a push wants the manifest back, it leaves the
+                // entry, and the next start or gc looks (registry/retiring.rs).
                 let journal = self.retiring(name, std::slice::from_ref(d)).await?;
-                // (Left behind when the removal fails half way: replayed.)
                 let refused = self
                     .remove_revision(name, d, subject.as_ref(), &read, tagged)
                     .await?;

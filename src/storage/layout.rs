@@ -129,7 +129,9 @@
 //! grammar), so `_layers`, `_manifests` and `_referrers` cannot collide with
 //! a nested repository. Write order keeps the store consistent whatever is
 //! interrupted: blob bytes before any link to them, a manifest's revision
-//! before its tags, and tags removed before the revision they point at.
+//! before its tags, tags removed before the revision they point at, and
+//! that removal journalled (`gc/retiring/`) while a push may still want
+//! the revision back.
 
 use crate::registry::digest::Digest;
 

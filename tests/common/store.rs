@@ -14,6 +14,11 @@ pub struct Counts {
     pub tags: usize,
     /// Blobs in gc's trash (only after a kill; see `check_after_a_kill`).
     pub trashed: usize,
+    /// Manifests a removal the kill cut off had journalled (only after a
+    /// kill), and how many of them a tag or an index names though their
+    /// repository lost them (the restart puts those back).
+    pub retiring: usize,
+    pub retiring_named: usize,
 }
 
 /// Every blob holds the bytes its name says; every tag names a stored
@@ -115,6 +120,7 @@ fn check_with(data: &Path, after_a_kill: bool) -> Counts {
     } else {
         Vec::new()
     };
+    let named = std::cell::RefCell::new(std::collections::HashSet::new());
     // In its repository, or (after a kill) journalled to come back.
     let in_repository = |manifests: &Path, digest: &str| {
         let repo = manifests
@@ -122,10 +128,19 @@ fn check_with(data: &Path, after_a_kill: bool) -> Counts {
             .and_then(|r| r.strip_prefix(data.join("repositories")).ok())
             .map(|r| r.to_string_lossy().into_owned())
             .unwrap_or_default();
-        revision(manifests, digest).is_file()
-            || retiring.iter().any(|(r, d)| *r == repo && d == digest)
+        if revision(manifests, digest).is_file() {
+            return true;
+        }
+        let journalled = retiring.iter().any(|(r, d)| *r == repo && d == digest);
+        if journalled {
+            named.borrow_mut().insert((repo, digest.to_string()));
+        }
+        journalled
     };
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        retiring: retiring.len(),
+        ..Counts::default()
+    };
     for f in walk(&data.join("blobs")) {
         // blobs/<alg>/<hex[0..2]>/<hex>/data
         assert_holds(&f, &name(f.ancestors().nth(3)), &name(f.parent()));
@@ -211,5 +226,6 @@ fn check_with(data: &Path, after_a_kill: bool) -> Counts {
             counts.manifests += 1;
         }
     }
+    counts.retiring_named = named.borrow().len();
     counts
 }
