@@ -100,4 +100,10 @@ fn summary(ui: &Ui, r: &GcReport) {
             r.leftovers_removed
         );
     }
+    if r.removals_finished > 0 {
+        crate::outln!(
+            "Finished {} manifest removals a killed process left under way",
+            r.removals_finished
+        );
+    }
 }

@@ -65,6 +65,10 @@ pub struct GcReport {
     /// unfinished S3 multipart uploads; see `Storage::sweep_abandoned`).
     #[serde(default)]
     pub leftovers_removed: u64,
+    /// Manifest removals a killed process left under way, finished (see
+    /// registry/retiring.rs).
+    #[serde(default)]
+    pub removals_finished: u64,
     pub duration_ms: u64,
 }
 
@@ -280,7 +284,7 @@ impl Registry {
         // revision back (a tag names it): marked from that revision, its
         // layers stay.
         if !opts.dry_run {
-            self.finish_retirements().await?;
+            report.removals_finished = self.finish_retirements().await? as u64;
         }
         let mut marked = HashSet::new();
         let mut seen = HashMap::new();

@@ -239,7 +239,8 @@ mod tests {
         let reg = registry(dir.path());
         let d = image(&reg, "t", b"the layer a dangling tag needs").await;
         let key = killed_half_way(&reg, dir.path(), &d, true).await;
-        gc(&reg, false, Duration::ZERO).await.unwrap();
+        let report = gc(&reg, false, Duration::ZERO).await.unwrap();
+        assert_eq!(report.removals_finished, 1);
         assert!(exists(&reg, &layout::revision("r", &d)).await);
         assert!(!exists(&reg, &key).await, "the entry is done with");
         let (resolved, _) = reg
