@@ -63,7 +63,7 @@ impl Registry {
     }
 
     /// Replays the journal entries of removals a process did not finish
-    /// (killed, or gone from this machine's view for a minute): puts back
+    /// (it ended on this machine, or the entry is a minute old): puts back
     /// each removed manifest a tag names or an index lists. Says how many
     /// entries it replayed. Entries of removals still under way are left to
     /// their process. (One running for over a minute may be replayed
