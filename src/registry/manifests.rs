@@ -324,7 +324,12 @@ impl Registry {
                 .await
             {
                 Ok(raw) => Ok((d.clone(), String::from_utf8_lossy(&raw).trim().to_string())),
-                Err(StorageError::NotFound(_)) => Err(manifest_unknown(d)),
+                Err(StorageError::NotFound(_)) => {
+                    match self.tagged_while_retiring(name, d).await? {
+                        Some(media_type) => Ok((d.clone(), media_type)),
+                        None => Err(manifest_unknown(d)),
+                    }
+                }
                 Err(e) => Err(e.into()),
             },
         }
@@ -380,7 +385,7 @@ impl Registry {
                 // back a moment later. It is there for the client that
                 // pushed, and is deleted.
                 if self.storage.stat(&revision).await?.is_none()
-                    && self.tags_naming(name, d).await?.is_empty()
+                    && self.tagged_while_retiring(name, d).await?.is_none()
                 {
                     return Err(manifest_unknown(d));
                 }
@@ -738,13 +743,14 @@ mod tests {
         }
     }
 
-    /// A DELETE by digest that lands while retention has taken the
-    /// revision of a manifest a push just moved a tag onto (before it puts
-    /// it back) deletes it, tag included: the manifest was there for the
-    /// client. Before, the DELETE answered 404 for a manifest its client had
-    /// pushed (found by the crash test).
+    /// A GET by digest, or a DELETE by digest, that lands while retention
+    /// has taken the revision of a manifest a push just moved a tag onto
+    /// (before it puts it back) finds it; the DELETE deletes it, tag
+    /// included: the manifest was there for the client. Before, both
+    /// answered 404 for a manifest its client had pushed (the DELETE's
+    /// found by the crash test).
     #[tokio::test]
-    async fn a_delete_in_retentions_relink_window_finds_the_manifest() {
+    async fn a_get_and_a_delete_in_retentions_relink_window_find_the_manifest() {
         let dir = tempfile::tempdir().unwrap();
         let reg = registry(dir.path());
         let config = push_blob(&reg, "r", b"{}").await;
@@ -753,11 +759,21 @@ mod tests {
         reg.manifest_put("r", &Ref::Tag("t2".into()), None, body, &[])
             .await
             .unwrap();
-        // Retention's removal, before its relink.
+        // Retention's removal (journalled), before its relink.
+        let _under_way = reg.retiring("r", std::slice::from_ref(&d)).await.unwrap();
         reg.storage
             .delete(&layout::revision("r", &d))
             .await
             .unwrap();
+        // A GET by digest finds it meanwhile, as the tag says it.
+        let (found, media_type) = reg
+            .manifest_resolve("r", &Ref::Digest(d.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (found, media_type.as_str()),
+            (d.clone(), manifest::OCI_MANIFEST)
+        );
         reg.manifest_delete("r", &Ref::Digest(d.clone()))
             .await
             .unwrap();

@@ -108,6 +108,45 @@ impl Registry {
         Ok(replayed)
     }
 
+    /// The media type of `d` when a removal journalled (under way, or cut
+    /// off) took its revision from `repo` while a tag names it: the removal
+    /// puts it back in a moment (or the next start or gc does), and it is
+    /// there meanwhile for the client that moved the tag. None otherwise.
+    /// (The journal, nearly always empty, is read first: a tags listing on
+    /// every manifest not found would cost much more.)
+    pub(super) async fn tagged_while_retiring(
+        &self,
+        repo: &str,
+        d: &Digest,
+    ) -> Result<Option<String>> {
+        let mut keys = Vec::new();
+        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_RETIRING, &mut keys)
+            .await?;
+        let wanted = d.to_string();
+        for key in keys {
+            let raw = match self
+                .storage
+                .read_small(&key, layout::MAX_SMALL_OBJECT)
+                .await
+            {
+                Ok(raw) => raw,
+                Err(StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(entry) = serde_json::from_slice::<Entry>(&raw) else {
+                continue;
+            };
+            if entry.repository == repo && entry.digests.contains(&wanted) {
+                let named = self.tags_naming(repo, d).await?;
+                return Ok(named
+                    .iter()
+                    .find_map(|(_, raw)| layout::tag_target(raw))
+                    .map(|(_, media_type)| media_type));
+            }
+        }
+        Ok(None)
+    }
+
     /// Puts back those of `retired` (manifests of `repo` whose revisions
     /// were removed) a tag names or an index lists now.
     async fn bring_back_wanted(&self, repo: &str, retired: &[Digest]) -> Result<()> {
@@ -385,5 +424,23 @@ mod tests {
         after_the_kill(&reg, dir.path(), &d).await;
         assert_eq!(reg.finish_retirements().await.unwrap(), 1);
         assert!(exists(&reg, &layout::revision("r", &d)).await);
+    }
+
+    #[tokio::test]
+    async fn a_manifest_under_removal_is_found_by_digest_only_while_a_tag_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let d = image(&reg, "t", b"layer").await;
+        let by_digest = Ref::Digest(d.clone());
+        // Removed, journalled, still tagged: found.
+        killed_half_way(&reg, dir.path(), &d, false).await;
+        assert!(reg.manifest_resolve("r", &by_digest).await.is_ok());
+        // The same digest in another repository is not.
+        let err = reg.manifest_resolve("other", &by_digest).await.unwrap_err();
+        assert_eq!(err.code, Code::ManifestUnknown);
+        // Untagged: gone.
+        reg.storage.delete(&layout::tag("r", "t")).await.unwrap();
+        let err = reg.manifest_resolve("r", &by_digest).await.unwrap_err();
+        assert_eq!(err.code, Code::ManifestUnknown);
     }
 }
