@@ -158,10 +158,10 @@ async fn a_manifest_removal_killed_half_way_is_finished_by_the_restart() {
     let (d, _) = s.client().push_image("crash/r", "moved", b"layer").await;
     drop(s);
     let hex = d.trim_start_matches("sha256:");
-    std::fs::remove_file(data.join(format!(
+    let revision = data.join(format!(
         "repositories/crash/r/_manifests/revisions/sha256/{hex}"
-    )))
-    .unwrap();
+    ));
+    std::fs::remove_file(&revision).unwrap();
     let entry = data.join("gc/retiring/killed");
     std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
     std::fs::write(
@@ -186,6 +186,7 @@ async fn a_manifest_removal_killed_half_way_is_finished_by_the_restart() {
         .await
         .unwrap();
     assert_eq!(by_digest.status(), 200);
+    assert!(revision.is_file(), "the manifest is back in its repository");
     assert!(!entry.exists(), "the entry is done with");
     assert!(
         s.log_text()

@@ -252,18 +252,7 @@ impl Registry {
         if wanted.is_empty() {
             return Ok(retired.len());
         }
-        let mut gone = 0;
-        for d in retired {
-            if self
-                .storage
-                .stat(&layout::revision(repo, d))
-                .await?
-                .is_none()
-            {
-                gone += 1;
-            }
-        }
-        Ok(gone)
+        Ok(self.without_revision(repo, retired).await?.len())
     }
 }
 

@@ -150,8 +150,19 @@ impl Registry {
     /// Puts back those of `retired` (manifests of `repo` whose revisions
     /// were removed) a tag names or an index lists now.
     async fn bring_back_wanted(&self, repo: &str, retired: &[Digest]) -> Result<()> {
+        let gone = self.without_revision(repo, retired).await?;
+        let wanted = self.wanted_since(repo, &HashSet::new(), &gone).await?;
+        self.bring_back(repo, &wanted).await
+    }
+
+    /// Those of `digests` whose revision `repo` does not hold.
+    pub(super) async fn without_revision(
+        &self,
+        repo: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>> {
         let mut gone = Vec::new();
-        for d in retired {
+        for d in digests {
             if self
                 .storage
                 .stat(&layout::revision(repo, d))
@@ -161,8 +172,7 @@ impl Registry {
                 gone.push(d.clone());
             }
         }
-        let wanted = self.wanted_since(repo, &HashSet::new(), &gone).await?;
-        self.bring_back(repo, &wanted).await
+        Ok(gone)
     }
 
     /// Puts back the revisions of `wanted`. One whose bytes or a blob it
