@@ -303,6 +303,51 @@ async fn a_referrer_with_megabytes_of_annotations_survives_backup_and_restore() 
     assert_eq!(index["manifests"][0]["digest"], referrer.as_str());
 }
 
+/// A store left by a manifest removal killed half way (a tag naming a
+/// manifest whose revision is gone, and the journal entry) is whole in a
+/// backup and in a migration's copy: both finish the removal first.
+/// Without that, the copy would keep the tag without the manifest, and its
+/// gc would free the layers.
+#[tokio::test]
+async fn backup_and_migrate_finish_a_removal_a_kill_cut_off() {
+    for how in ["backup", "migrate"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let server = Server::start_on(&data, &[]);
+        let (d, _) = server.client().push_image("r", "moved", b"layer").await;
+        drop(server);
+        let (revision, _) = common::store::leave_a_removal_cut_off(&data, "r", &d);
+
+        let copy = dir.path().join("copy");
+        if how == "backup" {
+            let archive = dir.path().join("a.tar.gz");
+            let a = archive.to_str().unwrap();
+            ok(&nora(
+                &["backup", "-o", a, "--data-dir", data_dir(&data)],
+                &[],
+            ));
+            ok(&nora(
+                &["restore", "-i", a, "--data-dir", data_dir(&copy)],
+                &[],
+            ));
+        } else {
+            ok(&nora(
+                &[
+                    "migrate",
+                    "--from",
+                    data_dir(&data),
+                    "--to",
+                    data_dir(&copy),
+                ],
+                &[],
+            ));
+        }
+        let in_copy = copy.join(revision.strip_prefix(&data).unwrap());
+        assert!(in_copy.is_file(), "{how}: the manifest is in the copy");
+        common::store::check(&copy);
+    }
+}
+
 /// A backup is renamed over its FILE when done: a device, a pipe or a
 /// symlink there would be replaced, so only a plain file (or none) is taken.
 #[test]

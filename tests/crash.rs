@@ -157,25 +157,7 @@ async fn a_manifest_removal_killed_half_way_is_finished_by_the_restart() {
     let s = Server::start_on(&data, &[]);
     let (d, _) = s.client().push_image("crash/r", "moved", b"layer").await;
     drop(s);
-    let hex = d.trim_start_matches("sha256:");
-    let revision = data.join(format!(
-        "repositories/crash/r/_manifests/revisions/sha256/{hex}"
-    ));
-    std::fs::remove_file(&revision).unwrap();
-    let entry = data.join("gc/retiring/killed");
-    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
-    std::fs::write(
-        &entry,
-        serde_json::json!({"repository": "crash/r", "digests": [d], "started": 1, "owner": null})
-            .to_string(),
-    )
-    .unwrap();
-    // (A minute old: its process is taken for gone.)
-    std::fs::File::options()
-        .write(true)
-        .open(&entry)
-        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(120)))
-        .unwrap();
+    let (revision, entry) = store::leave_a_removal_cut_off(&data, "crash/r", &d);
 
     let s = Server::start_on(&data, &[]);
     let c = s.client();

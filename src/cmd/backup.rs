@@ -56,6 +56,10 @@ pub fn run(args: BackupArgs, ui: Ui) -> CmdResult {
         let locked = reg
             .with_gc_paused(async {
                 Ok(async {
+                    // A manifest removal a killed process left under way
+                    // goes first: the archive would keep a tag without its
+                    // manifest, whose layers gc would then free.
+                    reg.finish_retirements_logged().await;
                     let snap = archive::snapshot(s.as_ref())
                         .await
                         .map_err(|e| format!("reading {name}: {e}"))?;

@@ -13,6 +13,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::{self, Config};
+use crate::registry::Registry;
 use crate::storage::transfer::{self, Outcome};
 use crate::storage::{self, Storage};
 use crate::ui::format::size;
@@ -110,6 +111,14 @@ pub fn run(args: MigrateArgs, ui: Ui) -> CmdResult {
     let bar = ui.transfer_bar("listing");
     let outcome = block_on(async {
         let src = open_checked(&from_cfg, false).await?;
+        // A manifest removal a killed process left under way goes first:
+        // the copy would keep a tag without its manifest, whose layers gc
+        // would then free. (A dry run writes nothing.)
+        if !args.dry_run {
+            Registry::new(src.clone(), from_cfg.upload_ttl)
+                .finish_retirements_logged()
+                .await;
+        }
         // A dry run creates nothing, not even the destination directory.
         let dst = if args.dry_run && to_cfg.mode == "local" && !to_cfg.path.exists() {
             None

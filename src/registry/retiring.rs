@@ -108,6 +108,16 @@ impl Registry {
         Ok(replayed)
     }
 
+    /// `finish_retirements`, its outcome logged, for the callers that go
+    /// on either way (a server starting, a backup, a migration).
+    pub async fn finish_retirements_logged(&self) {
+        match self.finish_retirements().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "interrupted manifest removals finished"),
+            Err(e) => tracing::warn!(error = %e, "finishing interrupted manifest removals failed"),
+        }
+    }
+
     /// The media type of `d` when a removal journalled (under way, or cut
     /// off) took its revision from `repo` while a tag names it: the removal
     /// puts it back in a moment (or the next start or gc does), and it is

@@ -112,7 +112,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     if !read_only {
         // Before the first request: a tag left naming a manifest its
         // repository lost (a delete killed half way) is whole again.
-        finish_retirements(&reg).await;
+        reg.finish_retirements_logged().await;
         spawn_housekeeping(reg.clone());
         jobs.start(&config);
     } else if config.schedule.gc.is_some() || config.schedule.retention.is_some() {
@@ -311,14 +311,6 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-async fn finish_retirements(reg: &Registry) {
-    match reg.finish_retirements().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(entries = n, "interrupted manifest removals finished"),
-        Err(e) => tracing::warn!(error = %e, "finishing interrupted manifest removals failed"),
-    }
-}
-
 /// At startup and hourly: drop upload sessions past their time to live and
 /// what writes a killed process never finished left behind, and finish the
 /// manifest removals one left under way (another instance's, on a shared
@@ -331,7 +323,7 @@ fn spawn_housekeeping(reg: Arc<Registry>) {
             tick.tick().await;
             // (At startup `serve` did it already, before the first request.)
             if !std::mem::take(&mut at_startup) {
-                finish_retirements(&reg).await;
+                reg.finish_retirements_logged().await;
             }
             match reg.expire_uploads().await {
                 Ok(0) => {}

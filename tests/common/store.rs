@@ -3,6 +3,7 @@
 //! and wherever a process was killed.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{sha256, sha512};
 
@@ -59,6 +60,29 @@ pub fn copy_of_s3(env: &[(&str, &str)], to: &Path) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     to.to_path_buf()
+}
+
+/// Leaves `data` (a stopped server's) as a DELETE by digest or retention
+/// killed half way leaves it, while a push had moved a tag onto `digest`:
+/// the revision gone from `repo`, and the removal's journal entry, a
+/// minute old (its process is taken for gone). Returns (revision, entry).
+pub fn leave_a_removal_cut_off(data: &Path, repo: &str, digest: &str) -> (PathBuf, PathBuf) {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    let revision = data.join(format!(
+        "repositories/{repo}/_manifests/revisions/{alg}/{hex}"
+    ));
+    std::fs::remove_file(&revision).unwrap();
+    let entry = data.join("gc/retiring/killed");
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    let json =
+        serde_json::json!({"repository": repo, "digests": [digest], "started": 1, "owner": null});
+    std::fs::write(&entry, json.to_string()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&entry)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(120)))
+        .unwrap();
+    (revision, entry)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
