@@ -80,9 +80,11 @@
 //!     looked whether a push wanted one back meanwhile (a tag moved onto
 //!     it, a new index listing it) and put it back. One left by a killed
 //!     process is replayed (that look, and the putting back) at server
-//!     start, by every gc before it marks, and hourly: no tag is left
-//!     naming a manifest its repository lost, nor gc freeing its layers.
-//!     (See registry/retiring.rs.)
+//!     start, by every gc before it marks, by backup and migrate before
+//!     they copy, and hourly: no tag is left naming a manifest its
+//!     repository lost, nor gc freeing its layers. Meanwhile a request by
+//!     digest finds such a manifest while a tag names it. (See
+//!     registry/retiring.rs.)
 //!
 //! auth/tokens/<sha256 of the secret, hex>
 //!     An API token (JSON: name, permissions, created, expires, last_used).
