@@ -8,7 +8,9 @@
 //! free the manifest's layers (it marks from revisions). So the removal is
 //! journalled first (`gc/retiring/<id>`, see storage/layout.rs), and the
 //! entry of a process that did not finish is replayed: the same look, the
-//! same putting back.
+//! same putting back. While an entry stands, a request by digest finds
+//! such a manifest as a tag names it (`tagged_while_retiring`), and backup
+//! and migrate replay the entries before they copy.
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
