@@ -34,6 +34,16 @@ struct Entry {
     owner: Option<String>,
 }
 
+/// What a journal key holds when read.
+enum Found {
+    /// Nothing: its removal finished meanwhile.
+    Gone,
+    /// Not an entry nora wrote.
+    Junk,
+    /// The repository and the digests of a removal.
+    Entry(String, Vec<Digest>),
+}
+
 /// A journal entry written; `Registry::retired` removes it.
 pub(super) struct Retiring(String);
 
@@ -71,43 +81,51 @@ impl Registry {
     /// their process. (One running for over a minute may be replayed
     /// beside it: that only puts back what it puts back itself.)
     pub async fn finish_retirements(&self) -> Result<usize> {
-        let mut keys = Vec::new();
-        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_RETIRING, &mut keys)
-            .await?;
         let mut replayed = 0;
-        for key in keys {
+        for key in self.journal().await? {
             if self.fresh(&key).await? {
                 continue;
             }
-            let raw = match self
-                .storage
-                .read_small(&key, layout::MAX_SMALL_OBJECT)
-                .await
-            {
-                Ok(raw) => raw,
-                Err(StorageError::NotFound(_)) => continue, // (finished meanwhile)
-                Err(e) => return Err(e.into()),
-            };
-            match serde_json::from_slice::<Entry>(&raw) {
-                Ok(entry) if super::names::valid_repository(&entry.repository) => {
-                    let digests: Vec<Digest> = entry
-                        .digests
-                        .iter()
-                        .filter_map(|d| d.parse().ok())
-                        .collect();
+            match self.read_entry(&key).await? {
+                Found::Gone => continue,
+                Found::Junk => tracing::warn!(key, "not a journal entry nora wrote: removed"),
+                Found::Entry(repo, digests) => {
                     tracing::info!(
-                        repository = entry.repository,
+                        repository = repo,
                         manifests = digests.len(),
                         "finishing a removal of manifests a killed process left under way"
                     );
-                    self.bring_back_wanted(&entry.repository, &digests).await?;
+                    self.bring_back_wanted(&repo, &digests).await?;
                     replayed += 1;
                 }
-                _ => tracing::warn!(key, "not a journal entry nora wrote: removed"),
             }
             self.storage.delete(&key).await?;
         }
         Ok(replayed)
+    }
+
+    /// The keys of the journal's entries.
+    async fn journal(&self) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_RETIRING, &mut keys)
+            .await?;
+        Ok(keys)
+    }
+
+    /// What the journal entry at `key` says now.
+    async fn read_entry(&self, key: &str) -> Result<Found> {
+        let raw = match self.storage.read_small(key, layout::MAX_SMALL_OBJECT).await {
+            Ok(raw) => raw,
+            Err(StorageError::NotFound(_)) => return Ok(Found::Gone),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match serde_json::from_slice::<Entry>(&raw) {
+            Ok(entry) if super::names::valid_repository(&entry.repository) => {
+                let digests = entry.digests.iter().filter_map(|d| d.parse().ok());
+                Found::Entry(entry.repository, digests.collect())
+            }
+            _ => Found::Junk,
+        })
     }
 
     /// `finish_retirements`, its outcome logged, for the callers that go
@@ -131,24 +149,11 @@ impl Registry {
         repo: &str,
         d: &Digest,
     ) -> Result<Option<String>> {
-        let mut keys = Vec::new();
-        crate::storage::transfer::walk(self.storage.as_ref(), layout::GC_RETIRING, &mut keys)
-            .await?;
-        let wanted = d.to_string();
-        for key in keys {
-            let raw = match self
-                .storage
-                .read_small(&key, layout::MAX_SMALL_OBJECT)
-                .await
+        for key in self.journal().await? {
+            if let Found::Entry(r, digests) = self.read_entry(&key).await?
+                && r == repo
+                && digests.contains(d)
             {
-                Ok(raw) => raw,
-                Err(StorageError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(entry) = serde_json::from_slice::<Entry>(&raw) else {
-                continue;
-            };
-            if entry.repository == repo && entry.digests.contains(&wanted) {
                 let named = self.tags_naming(repo, d).await?;
                 return Ok(named
                     .iter()
