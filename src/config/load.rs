@@ -66,7 +66,7 @@ impl Config {
                     })?;
                 let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.clone(),
-                    message: e.to_string().trim_end().replace('\n', " "),
+                    message: super::toml_error::describe(&text, &e),
                 })?;
                 (config, format!("config file {}", path.display()))
             }

@@ -13,6 +13,7 @@ mod env;
 mod load;
 #[cfg(test)]
 mod tests;
+mod toml_error;
 
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 

@@ -30,7 +30,8 @@ fn unknown_key_names_key_and_file() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("prot") && e.contains(&f.path().display().to_string()),
+        e.contains("line 2, server.prot: unknown field")
+            && e.contains(&f.path().display().to_string()),
         "{e}"
     );
 }
