@@ -158,7 +158,8 @@ impl Line {
             status = self.status,
             bytes_in = received,
             bytes_out = sent,
-            ms = elapsed.as_secs_f64() * 1000.0,
+            // Whole microseconds: `0.234`, not `0.23430099999999998`.
+            ms = elapsed.as_micros() as f64 / 1000.0,
             complete,
             request_id = self.request_id.to_str().unwrap_or("-"),
             peer = self.peer.map(|p| p.to_string()).unwrap_or_default(),

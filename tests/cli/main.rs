@@ -284,6 +284,11 @@ fn bare_nora_serves_with_config_toml_from_cwd() {
     assert_eq!(v["status"], 200);
     assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(v["ms"].is_number());
+    let ms = v["ms"].to_string();
+    assert!(
+        ms.split_once('.').is_none_or(|(_, frac)| frac.len() <= 3),
+        "ms in whole microseconds: {ms}"
+    );
 
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
