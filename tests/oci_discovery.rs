@@ -54,6 +54,10 @@ async fn tags_are_listed_in_lexical_order_and_paginated() {
     // `last` alone, and n=0.
     let (_, page) = get_json(&c, "/v2/d/tags/tags/list?last=v1").await;
     assert_eq!(page["tags"], json!(["v1.1", "v10", "v2"]));
+    for n in [u64::MAX.to_string(), "99999999999999999999999".into()] {
+        let (_, page) = get_json(&c, &format!("/v2/d/tags/tags/list?n={n}")).await;
+        assert_eq!(page["tags"], json!(want), "n={n}");
+    }
     let (_, page) = get_json(&c, "/v2/d/tags/tags/list?n=0").await;
     assert!(
         page["tags"].as_array().is_none_or(|t| t.is_empty()),
@@ -97,6 +101,12 @@ async fn catalog_is_paginated() {
     assert_eq!(pages, 3);
     let (_, page) = get_json(&c, "/v2/_catalog?n=2&last=cat/d").await;
     assert_eq!(page["repositories"], json!(["other", "zeta/x/y/z"]));
+    // A huge n (the largest number there is, and past it) is "all of them".
+    for n in [u64::MAX.to_string(), "99999999999999999999999".into()] {
+        let (h, page) = get_json(&c, &format!("/v2/_catalog?n={n}")).await;
+        assert_eq!(page["repositories"], json!(repos), "n={n}");
+        assert!(h.get("link").is_none(), "n={n}");
+    }
 }
 
 async fn push_artifact(

@@ -112,7 +112,7 @@ impl Registry {
                 more: false,
             });
         }
-        let want = n.map(|n| n + 1);
+        let want = n.map(|n| n.saturating_add(1));
         let mut out = Vec::new();
         // A subtree's key is its name; every name under it is that key or
         // starts with key + "/", so no name in it sorts before the key. A

@@ -167,6 +167,8 @@ fn query(rng: &mut StdRng, k: &Known) -> String {
         "?n=-1".into(),
         "?n=abc".into(),
         "?n=99999999999999999999999".into(),
+        // The largest n that parses: a page of "n + 1" once overflowed.
+        format!("?n={}", u64::MAX),
         "?n=2&last=zzz".into(),
         "?last=".into(),
         "?artifactType=application%2Fx".into(),

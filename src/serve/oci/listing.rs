@@ -1,6 +1,8 @@
 //! `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, paginated with `n`,
 //! `last` and a `Link` header.
 
+use std::num::IntErrorKind;
+
 use http::StatusCode;
 use warp::reply::Response;
 
@@ -12,12 +14,18 @@ use crate::registry::listing::Page;
 
 fn page_params(req: &Request) -> Result<(Option<usize>, Option<String>)> {
     let n = match req.param("n") {
-        Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            RegistryError::new(
-                Code::PaginationInvalid,
-                format!("n must be a non-negative integer, not {v:?}"),
-            )
-        })?),
+        // More than any store holds: all of them, as a script asking for
+        // "everything" with a huge n means.
+        Some(v) => Some(match v.parse::<usize>() {
+            Ok(n) => n,
+            Err(e) if *e.kind() == IntErrorKind::PosOverflow => usize::MAX,
+            Err(_) => {
+                return Err(RegistryError::new(
+                    Code::PaginationInvalid,
+                    format!("n must be a non-negative integer, not {v:?}"),
+                ));
+            }
+        }),
         None => None,
     };
     Ok((n, req.param("last").map(str::to_string)))
