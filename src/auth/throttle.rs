@@ -36,9 +36,11 @@ impl Throttle {
             return Ok(());
         };
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((n, since)) if *n >= self.limit && since.elapsed() < WINDOW => {
-                Err((WINDOW - since.elapsed()).as_secs().max(1))
+        // One reading of the clock: a second one, a moment later, could
+        // be past the window, and the wait left would go below zero.
+        match map.get(&ip).map(|(n, since)| (*n, since.elapsed())) {
+            Some((n, elapsed)) if n >= self.limit && elapsed < WINDOW => {
+                Err(WINDOW.saturating_sub(elapsed).as_secs().max(1))
             }
             _ => Ok(()),
         }
@@ -57,7 +59,7 @@ impl Throttle {
         if entry.1.elapsed() >= WINDOW {
             *entry = (0, Instant::now());
         }
-        entry.0 += 1;
+        entry.0 = entry.0.saturating_add(1);
         if entry.0 >= SLOW_AFTER {
             DELAY
         } else {
