@@ -178,6 +178,29 @@ async fn references_are_checked_except_non_distributable_layers() {
             .await;
         assert_eq!(r.status(), 201, "{foreign}: {:?}", r.text().await);
     }
+
+    // Their sizes are never checked against stored bytes: any size up to
+    // i64::MAX is stored, and the image's size (config and layers summed)
+    // stops at u64::MAX instead of overflowing.
+    let huge = json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                      "digest": missing, "size": i64::MAX});
+    let body = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": config.len()},
+        "layers": [huge, huge, huge]
+    }))
+    .unwrap();
+    let r = c.put_manifest("m/refs", "huge", OCI_MANIFEST, &body).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let r = c
+        .http
+        .get(c.u("/api/v1/images?pattern=m%2Frefs%3Ahuge"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let images: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(images[0]["size"], json!(u64::MAX), "{images}");
 }
 
 /// A descriptor's size must be the stored blob's or child manifest's: the

@@ -136,6 +136,16 @@ impl Platform {
     }
 }
 
+/// The config's and the layers' sizes as the manifest gives them. Saturating:
+/// the size of a non-distributable layer is never checked against stored
+/// bytes, so a manifest may give any number up to u64::MAX.
+fn blobs_size(raw: &Raw) -> u64 {
+    raw.config
+        .iter()
+        .chain(&raw.layers)
+        .fold(0, |sum, d| sum.saturating_add(d.size))
+}
+
 impl Registry {
     /// Counts of what is stored, and the bytes of every blob.
     pub async fn usage(&self) -> Result<crate::client::Usage> {
@@ -241,13 +251,12 @@ impl Registry {
             Some(Kind::Index) => {
                 let mut platforms = Vec::new();
                 for child in &raw.manifests {
-                    size += child.descriptor.size;
+                    size = size.saturating_add(child.descriptor.size);
                     if let Ok(cd) = child.descriptor.digest.parse::<Digest>()
                         && let Ok(cbody) = self.manifest_bytes(&cd).await
                         && let Ok(craw) = serde_json::from_slice::<Raw>(&cbody)
                     {
-                        size += craw.config.map(|c| c.size).unwrap_or(0);
-                        size += craw.layers.iter().map(|l| l.size).sum::<u64>();
+                        size = size.saturating_add(blobs_size(&craw));
                     }
                     if let Some(p) = &child.platform {
                         platforms.push(p.label());
@@ -256,8 +265,7 @@ impl Registry {
                 Ok((size, platforms))
             }
             _ => {
-                size += raw.config.as_ref().map(|c| c.size).unwrap_or(0);
-                size += raw.layers.iter().map(|l| l.size).sum::<u64>();
+                size = size.saturating_add(blobs_size(&raw));
                 let platform = match &raw.config {
                     Some(c) => self.config_platform(c).await,
                     None => None,
