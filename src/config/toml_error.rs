@@ -1,8 +1,8 @@
 //! A TOML error as one line that names its key: toml renders an error over
 //! several lines that quote the file, and names only the last part of a key
-//! (`unknown field `prot``), not where it sits (`server.prot`).
+//! (unknown field `prot`), not where it sits (`server.prot`).
 
-/// `line 2, server.prot: unknown field `prot`, expected one of ...`; only
+/// "line 2, server.prot: unknown field `prot`, expected one of ..."; only
 /// the message when toml gives no place, and only the line when the place
 /// is not a `key = value` line or a section header.
 pub fn describe(text: &str, e: &toml::de::Error) -> String {

@@ -138,7 +138,8 @@ impl Platform {
 
 /// The config's and the layers' sizes as the manifest gives them. Saturating:
 /// the size of a non-distributable layer is never checked against stored
-/// bytes, so a manifest may give any number up to u64::MAX.
+/// bytes, so a manifest may give any size up to i64::MAX, and three such
+/// overflow a u64.
 fn blobs_size(raw: &Raw) -> u64 {
     raw.config
         .iter()

@@ -14,10 +14,10 @@ use crate::registry::listing::Page;
 
 fn page_params(req: &Request) -> Result<(Option<usize>, Option<String>)> {
     let n = match req.param("n") {
-        // More than any store holds: all of them, as a script asking for
-        // "everything" with a huge n means.
         Some(v) => Some(match v.parse::<usize>() {
             Ok(n) => n,
+            // More than any store holds: all of them, as a script asking
+            // for "everything" with a huge n means.
             Err(e) if *e.kind() == IntErrorKind::PosOverflow => usize::MAX,
             Err(_) => {
                 return Err(RegistryError::new(
